@@ -1,0 +1,51 @@
+# Servicekonto: "make run" and "make test" set everything up from a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= config/development.toml
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-sqlite test-postgres lint translations clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+translations: $(STAMP)
+	$(BIN)/python -m servicekonto.translations_build
+
+setup: $(STAMP) translations
+
+run: setup
+	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto db upgrade
+	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto seed
+	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto serve
+
+# The whole suite on SQLite, then again on PostgreSQL (skipped with a note when no server is
+# reachable, except under CI=true where that is an error).
+test: test-sqlite test-postgres
+
+test-sqlite: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: setup
+	@if $(BIN)/python -m tests.support.pg_available "$(PG_URL)"; then \
+	  echo "== PostgreSQL pass ($(PG_URL))"; \
+	  DATABASE_URL="$(PG_URL)" $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "PostgreSQL is not reachable at $(PG_URL); CI requires it." >&2; exit 1; \
+	else \
+	  echo "SKIPPED the PostgreSQL pass: no server reachable at $(PG_URL)."; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

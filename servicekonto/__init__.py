@@ -1,0 +1,160 @@
+"""Servicekonto: the citizen account every e-government portal trusts.
+
+``create_app(overrides)`` builds the app: settings > extensions > blueprints > error handlers.
+Nothing is read from the configuration at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, session
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from servicekonto.settings import ensure_secret_key, load_settings
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    settings = load_settings(overrides)
+    app = Flask(__name__, instance_path=settings["instance_path"])
+    _configure(app, settings)
+
+    from servicekonto.logging_setup import configure_logging
+
+    configure_logging(settings["log_level"])
+
+    if settings["trusted_proxies"]:
+        n = settings["trusted_proxies"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+
+    _init_database(app, settings)
+    _init_sessions(app, settings)
+    _init_extensions(app, settings)
+
+    from servicekonto.errors import register_error_handlers
+    from servicekonto.web import init_web
+
+    init_web(app)
+    register_error_handlers(app)
+    _register_blueprints(app)
+    return app
+
+
+def _configure(app: Flask, settings: dict[str, Any]) -> None:
+    app.config["SERVICEKONTO"] = settings
+    app.config.update(
+        SECRET_KEY=ensure_secret_key(settings),
+        DEBUG=settings["debug"],
+        TESTING=settings["env"] == "testing",
+        SESSION_COOKIE_NAME=settings["session_cookie_name"],
+        SESSION_COOKIE_SECURE=settings["session_cookie_secure"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        MAX_FORM_MEMORY_SIZE=256 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (server-side) session
+        WTF_CSRF_SSL_STRICT=True,
+        BABEL_DEFAULT_LOCALE=settings["locales"][0],
+        BABEL_TRANSLATION_DIRECTORIES=";".join(_translation_directories()),
+        PREFERRED_URL_SCHEME="https" if settings["issuer"].startswith("https") else "http",
+    )
+
+
+def _translation_directories() -> list[str]:
+    """Each area keeps its own catalogue (``<package>/translations``); Flask-Babel merges them."""
+    roots = [PACKAGE_DIR, PACKAGE_DIR.parent / "oidc"]
+    found = []
+    for root in roots:
+        found.extend(str(p) for p in sorted(root.rglob("translations")) if p.is_dir())
+    return found
+
+
+def _init_database(app: Flask, settings: dict[str, Any]) -> None:
+    from servicekonto import models  # noqa: F401 - registers every table on Base.metadata
+    from servicekonto.audit.service import PENDING_FLAG, seal_quietly
+    from servicekonto.db import Database
+
+    database = Database()
+    database.init_app(app, settings)
+
+    if settings["audit_seal_after_commit"]:
+        batch = settings["audit_seal_batch_size"]
+
+        @event.listens_for(database._factory, "after_commit")
+        def _seal_after_commit(sess: Any) -> None:
+            if sess.info.pop(PENDING_FLAG, False):
+                seal_quietly(database.engine, batch)
+
+    @event.listens_for(database._factory, "after_rollback")
+    def _forget_pending(sess: Any) -> None:
+        sess.info.pop(PENDING_FLAG, None)
+
+    app.extensions["servicekonto.redis"] = None
+    if settings["redis_url"]:
+        import redis
+
+        app.extensions["servicekonto.redis"] = redis.Redis.from_url(
+            settings["redis_url"], socket_timeout=2, socket_connect_timeout=2)
+
+
+def _init_sessions(app: Flask, settings: dict[str, Any]) -> None:
+    from servicekonto.accounts.trust_levels import session_limits
+    from servicekonto.sessions.interface import ServerSideSessionInterface
+    from servicekonto.sessions.stores import DatabaseSessionStore, RedisSessionStore
+
+    client = app.extensions["servicekonto.redis"]
+    store = RedisSessionStore(client) if client is not None else DatabaseSessionStore(
+        app.extensions["servicekonto.db"].engine)
+    app.extensions["servicekonto.session_store"] = store
+    app.session_interface = ServerSideSessionInterface(store, session_limits(settings))
+
+    @app.before_request
+    def _session_store_down() -> None:
+        if getattr(session, "unavailable", False):
+            from servicekonto.errors import ServiceUnavailable
+
+            raise ServiceUnavailable()
+
+
+def _init_extensions(app: Flask, settings: dict[str, Any]) -> None:
+    from servicekonto.throttle import Throttle
+    from servicekonto.web import select_locale
+
+    CSRFProtect(app)
+    Babel(app, locale_selector=select_locale)
+    app.extensions["servicekonto.throttle"] = Throttle(settings["redis_url"] or "memory://")
+
+    login_manager = LoginManager()
+    login_manager.session_protection = None  # sessions are server-side and rotated on login
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = None
+    login_manager.init_app(app)
+
+    @login_manager.user_loader
+    def _load_user(user_id: str) -> Any:
+        from servicekonto.accounts.models import User
+        from servicekonto.db import db
+
+        try:
+            key = int(user_id)
+        except ValueError:
+            return None
+        user = db.session.get(User, key)
+        return user if user is not None and not user.is_disabled else None
+
+
+def _register_blueprints(app: Flask) -> None:
+    from oidc import init_oidc
+    from servicekonto.accounts.views import bp as accounts_bp
+    from servicekonto.views import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(accounts_bp)
+    init_oidc(app)

@@ -1,0 +1,1 @@
+"""Citizen accounts: registration, verification, login, passwords and e-mail changes."""

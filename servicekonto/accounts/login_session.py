@@ -1,0 +1,60 @@
+"""The authenticated state of a browser session: the contract other packages (oidc/) rely on.
+
+After ``establish()`` the session holds Flask-Login's ``_user_id`` and ``auth``::
+
+    {"time": 1732300000, "acr": LOA_LOW, "amr": ["pwd"], "sid": "<random, public>"}
+
+``sid`` is the session's public identifier (OIDC ``sid`` claim, back-channel logout); it is not
+the cookie value and changes with every login.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from flask import session
+from flask_login import login_user, logout_user
+
+from servicekonto.accounts.models import User
+from servicekonto.accounts.trust_levels import LOA_LOW
+
+_AUTH_KEYS = ("_user_id", "_fresh", "_id", "auth")
+
+
+@dataclass(frozen=True)
+class AuthState:
+    user_id: int
+    auth_time: int
+    acr: str
+    amr: tuple[str, ...]
+    sid: str
+
+
+def establish(user: User, *, amr: tuple[str, ...] = ("pwd",), acr: str = LOA_LOW) -> AuthState:
+    """Log ``user`` in: new session id (against fixation), then record how they authenticated."""
+    for key in _AUTH_KEYS:
+        session.pop(key, None)
+    session.rotate()  # type: ignore[attr-defined]
+    login_user(user)
+    state = AuthState(user.id, int(time.time()), acr, tuple(amr), secrets.token_urlsafe(16))
+    session["auth"] = {"time": state.auth_time, "acr": state.acr, "amr": list(state.amr),
+                       "sid": state.sid}
+    return state
+
+
+def current_auth() -> AuthState | None:
+    """How the current session authenticated, or None when nobody is logged in."""
+    auth = session.get("auth")
+    user_id = session.get("_user_id")
+    if not auth or user_id is None:
+        return None
+    return AuthState(int(user_id), int(auth["time"]), auth["acr"], tuple(auth["amr"]),
+                     auth["sid"])
+
+
+def end() -> None:
+    """Log out: forget the user and remove the whole session from the store and the browser."""
+    logout_user()
+    session.destroy()  # type: ignore[attr-defined]

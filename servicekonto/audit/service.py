@@ -1,0 +1,214 @@
+"""Writing, sealing and verifying the audit log.
+
+Design (see docs/audit-log.md):
+
+* ``record()`` adds an event to the *caller's* SQLAlchemy session, so it commits or rolls back
+  together with the change it records. Inserting takes no lock beyond the id sequence.
+* ``seal()`` gives unsealed events, in id order, the next ``chain_seq`` and
+  ``entry_hash = sha256(previous hash + canonical entry)``. One sealer at a time holds the
+  single ``audit_chain_head`` row (PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so a busy sealer
+  never makes a request wait; SQLite: writes are serialised anyway). It runs after every commit
+  that recorded something (``audit_seal_after_commit``) and from ``servicekonto audit seal``.
+* ``verify()`` walks the chain in ``chain_seq`` order, checks every hash and link and the head,
+  and reports the first broken link and how many events are not sealed yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.orm import Session
+
+from servicekonto.audit.models import AuditChainHead, AuditEvent
+from servicekonto.audit.tags import AuditTag
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+PENDING_FLAG = "servicekonto.audit_pending"
+_FORBIDDEN_DETAIL_KEYS = frozenset({
+    "password", "new_password", "secret", "client_secret", "token", "access_token",
+    "refresh_token", "id_token", "code", "otp", "totp", "recovery_code",
+})
+
+
+def _client_ip() -> str | None:
+    return request.remote_addr if has_request_context() else None
+
+
+def _user_agent_hash() -> str | None:
+    if not has_request_context():
+        return None
+    agent = request.headers.get("User-Agent")
+    return hashlib.sha256(agent.encode()).hexdigest() if agent else None
+
+
+def _check_details(details: Mapping[str, Any]) -> None:
+    for key in details:
+        if key.lower() in _FORBIDDEN_DETAIL_KEYS:
+            raise ValueError(f"audit details must not contain secrets (key {key!r})")
+
+
+def record(
+    session: Session,
+    tag: AuditTag,
+    *,
+    actor: str,
+    subject_user_id: int | None = None,
+    client_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Add an audit event to ``session`` (commits with the caller's change, never alone).
+
+    ``actor`` says who acted: ``citizen:<id>``, ``anonymous``, ``cli``, ``client:<client_id>``,
+    ``system``. ``details`` is JSON without secrets or personal values (names of claims, ids).
+    """
+    details = dict(details or {})
+    _check_details(details)
+    event = AuditEvent(
+        tag=str(AuditTag(tag)),
+        actor=actor,
+        subject_user_id=subject_user_id,
+        client_id=client_id,
+        ip=_client_ip(),
+        user_agent_hash=_user_agent_hash(),
+        details=json.dumps(details, sort_keys=True, separators=(",", ":"), default=str),
+    )
+    session.add(event)
+    session.info[PENDING_FLAG] = True
+    return event
+
+
+def canonical(event: AuditEvent, seq: int) -> bytes:
+    """The bytes an entry's hash covers: every column except the hash itself."""
+    payload = {
+        "seq": seq,
+        "id": event.id,
+        "occurred_at": event.occurred_at.isoformat(),
+        "tag": event.tag,
+        "actor": event.actor,
+        "subject_user_id": event.subject_user_id,
+        "client_id": event.client_id,
+        "ip": event.ip,
+        "user_agent_hash": event.user_agent_hash,
+        "details": event.details,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def chain_hash(previous_hash: str, event: AuditEvent, seq: int) -> str:
+    return hashlib.sha256(previous_hash.encode() + b"\n" + canonical(event, seq)).hexdigest()
+
+
+def _lock_head(session: Session) -> AuditChainHead | None:
+    """Take the sealer's lock; None when another sealer holds it (PostgreSQL) right now."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        # Take SQLite's write lock before reading, so two processes cannot seal from one head.
+        session.execute(text("UPDATE audit_chain_head SET last_seq = last_seq WHERE id = 1"))
+        return session.get(AuditChainHead, 1)
+    stmt = select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update(skip_locked=True)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def seal(engine: Engine, batch_size: int = 1000, max_batches: int | None = None) -> int:
+    """Seal unsealed events in id order; return how many were sealed (0 if another sealer runs)."""
+    from servicekonto.db import utcnow
+
+    total = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            head = _lock_head(session)
+            if head is None:
+                return total
+            events = session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.chain_seq.is_(None))
+                .order_by(AuditEvent.id)
+                .limit(batch_size)
+            ).scalars().all()
+            if not events:
+                return total
+            seq, previous = head.last_seq, head.last_hash
+            for event in events:
+                seq += 1
+                previous = chain_hash(previous, event, seq)
+                event.chain_seq = seq
+                event.entry_hash = previous
+            session.execute(
+                update(AuditChainHead)
+                .where(AuditChainHead.id == 1)
+                .values(last_seq=seq, last_hash=previous, sealed_at=utcnow())
+            )
+        total += len(events)
+        batches += 1
+        if len(events) < batch_size:
+            return total
+    return total
+
+
+def seal_quietly(engine: Engine, batch_size: int) -> None:
+    """Seal after a commit: failures are logged, never raised into the committed request."""
+    try:
+        seal(engine, batch_size=batch_size, max_batches=1)
+    except Exception:  # noqa: BLE001 - the request's own work is committed already
+        log.exception("audit sealing failed; 'servicekonto audit seal' will catch up")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    sealed: int
+    unsealed: int
+    broken_seq: int | None = None
+    broken_event_id: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def verify(engine: Engine, page_size: int = 2000) -> VerifyResult:
+    """Walk the whole chain; stop at the first broken link."""
+    from sqlalchemy import func
+
+    with Session(engine) as session:
+        unsealed = session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.chain_seq.is_(None))
+        ) or 0
+        head = session.get(AuditChainHead, 1)
+        if head is None:
+            return VerifyResult(0, unsealed, None, None, "the chain head row is missing")
+        expected_seq, previous, checked = 1, GENESIS_HASH, 0
+        while True:
+            events = session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.chain_seq >= expected_seq)
+                .order_by(AuditEvent.chain_seq)
+                .limit(page_size)
+            ).scalars().all()
+            if not events:
+                break
+            for event in events:
+                if event.chain_seq != expected_seq:
+                    return VerifyResult(checked, unsealed, expected_seq, None,
+                                        f"entry with sequence {expected_seq} is missing")
+                if event.entry_hash != chain_hash(previous, event, expected_seq):
+                    return VerifyResult(checked, unsealed, expected_seq, event.id,
+                                        "hash does not match the entry and its predecessor")
+                previous = event.entry_hash
+                expected_seq += 1
+                checked += 1
+            session.expunge_all()
+        if head.last_seq != checked or head.last_hash != previous:
+            return VerifyResult(checked, unsealed, checked + 1, None,
+                                f"chain head says {head.last_seq} sealed entries, found {checked}")
+        return VerifyResult(checked, unsealed)

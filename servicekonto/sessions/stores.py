@@ -1,0 +1,200 @@
+"""Where server-side sessions live: the database (default) or Redis (when configured).
+
+Both stores speak in ``SessionRecord``s and are safe to share between app instances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.orm import Session
+
+from servicekonto.db import utcnow
+from servicekonto.sessions.models import WebSession
+
+
+@dataclass
+class SessionRecord:
+    key: str
+    data: dict[str, Any]
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    idle_seconds: int
+    user_id: int | None = field(default=None)
+
+    def is_expired(self, now: dt.datetime) -> bool:
+        return now >= self.expires_at or now >= self.last_seen_at + dt.timedelta(
+            seconds=self.idle_seconds
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "key": self.key, "data": self.data, "user_id": self.user_id,
+            "created_at": self.created_at.isoformat(),
+            "last_seen_at": self.last_seen_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(), "idle_seconds": self.idle_seconds,
+        })
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> SessionRecord:
+        obj = json.loads(raw)
+        return cls(
+            key=obj["key"], data=obj["data"], user_id=obj["user_id"],
+            created_at=dt.datetime.fromisoformat(obj["created_at"]),
+            last_seen_at=dt.datetime.fromisoformat(obj["last_seen_at"]),
+            expires_at=dt.datetime.fromisoformat(obj["expires_at"]),
+            idle_seconds=obj["idle_seconds"],
+        )
+
+
+class SessionStore(Protocol):
+    def load(self, key: str) -> SessionRecord | None: ...
+    def save(self, record: SessionRecord) -> None: ...
+    def touch(self, record: SessionRecord) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def list_for_user(self, user_id: int) -> list[SessionRecord]: ...
+    def delete_for_user(self, user_id: int, keep: str | None = None) -> list[SessionRecord]: ...
+    def purge_expired(self) -> int: ...
+
+
+class DatabaseSessionStore:
+    """Sessions in the ``web_sessions`` table, each operation in its own short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def _to_record(row: WebSession) -> SessionRecord:
+        return SessionRecord(
+            key=row.key, data=json.loads(row.data), user_id=row.user_id,
+            created_at=row.created_at, last_seen_at=row.last_seen_at,
+            expires_at=row.expires_at, idle_seconds=row.idle_seconds,
+        )
+
+    def load(self, key: str) -> SessionRecord | None:
+        with Session(self.engine) as session:
+            row = session.get(WebSession, key)
+            return self._to_record(row) if row else None
+
+    def save(self, record: SessionRecord) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(WebSession(
+                key=record.key, user_id=record.user_id, data=json.dumps(record.data),
+                created_at=record.created_at, last_seen_at=record.last_seen_at,
+                expires_at=record.expires_at, idle_seconds=record.idle_seconds,
+            ))
+
+    def touch(self, record: SessionRecord) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(update(WebSession).where(WebSession.key == record.key)
+                            .values(last_seen_at=record.last_seen_at))
+
+    def delete(self, key: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(WebSession).where(WebSession.key == key))
+
+    def list_for_user(self, user_id: int) -> list[SessionRecord]:
+        now = utcnow()
+        with Session(self.engine) as session:
+            rows = session.execute(select(WebSession).where(WebSession.user_id == user_id)
+                                   .order_by(WebSession.created_at)).scalars()
+            records = [self._to_record(row) for row in rows]
+        return [r for r in records if not r.is_expired(now)]
+
+    def delete_for_user(self, user_id: int, keep: str | None = None) -> list[SessionRecord]:
+        with Session(self.engine) as session, session.begin():
+            stmt = select(WebSession).where(WebSession.user_id == user_id)
+            if keep is not None:
+                stmt = stmt.where(WebSession.key != keep)
+            rows = session.execute(stmt.with_for_update()).scalars().all()
+            records = [self._to_record(row) for row in rows]
+            for row in rows:
+                session.delete(row)
+        return records
+
+    def purge_expired(self) -> int:
+        now = utcnow()
+        removed = 0
+        with Session(self.engine) as session, session.begin():
+            removed += session.execute(
+                delete(WebSession).where(WebSession.expires_at <= now)
+            ).rowcount or 0
+            # Idle expiry depends on each row's idle_seconds; check the candidates in Python.
+            stale = session.execute(select(WebSession.key, WebSession.last_seen_at,
+                                           WebSession.idle_seconds)).all()
+            idle_keys = [k for k, seen, idle in stale if now >= seen + dt.timedelta(seconds=idle)]
+            if idle_keys:
+                removed += session.execute(
+                    delete(WebSession).where(WebSession.key.in_(idle_keys))
+                ).rowcount or 0
+        return removed
+
+
+class RedisSessionStore:
+    """Sessions in Redis with a TTL, plus a set of session keys per user for listing."""
+
+    PREFIX = "sk:session:"
+    USER_PREFIX = "sk:user-sessions:"
+
+    def __init__(self, client: Any) -> None:
+        self.redis = client
+
+    def _ttl(self, record: SessionRecord) -> int:
+        now = utcnow()
+        idle_left = record.last_seen_at + dt.timedelta(seconds=record.idle_seconds) - now
+        absolute_left = record.expires_at - now
+        return max(1, int(min(idle_left, absolute_left).total_seconds()) + 1)
+
+    def load(self, key: str) -> SessionRecord | None:
+        raw = self.redis.get(self.PREFIX + key)
+        return SessionRecord.from_json(raw) if raw else None
+
+    def save(self, record: SessionRecord) -> None:
+        pipe = self.redis.pipeline()
+        pipe.set(self.PREFIX + record.key, record.to_json(), ex=self._ttl(record))
+        if record.user_id is not None:
+            user_key = f"{self.USER_PREFIX}{record.user_id}"
+            pipe.sadd(user_key, record.key)
+            pipe.expire(user_key, int((record.expires_at - utcnow()).total_seconds()) + 60,
+                        gt=True)
+        pipe.execute()
+
+    def touch(self, record: SessionRecord) -> None:
+        self.save(record)
+
+    def delete(self, key: str) -> None:
+        raw = self.redis.getdel(self.PREFIX + key)
+        if raw:
+            record = SessionRecord.from_json(raw)
+            if record.user_id is not None:
+                self.redis.srem(f"{self.USER_PREFIX}{record.user_id}", key)
+
+    def list_for_user(self, user_id: int) -> list[SessionRecord]:
+        user_key = f"{self.USER_PREFIX}{user_id}"
+        keys = sorted(k.decode() if isinstance(k, bytes) else k
+                      for k in self.redis.smembers(user_key))
+        records = []
+        for key in keys:
+            record = self.load(key)
+            if record is None:
+                self.redis.srem(user_key, key)
+            else:
+                records.append(record)
+        now = utcnow()
+        return sorted((r for r in records if not r.is_expired(now)), key=lambda r: r.created_at)
+
+    def delete_for_user(self, user_id: int, keep: str | None = None) -> list[SessionRecord]:
+        removed = []
+        for record in self.list_for_user(user_id):
+            if record.key != keep:
+                self.delete(record.key)
+                removed.append(record)
+        return removed
+
+    def purge_expired(self) -> int:
+        return 0  # Redis expires keys by TTL itself
