@@ -2,12 +2,9 @@
 
 from servicekonto.accounts.models import EmailToken, User
 from servicekonto.audit.models import AuditChainHead, AuditEvent
+from servicekonto.consent.models import Consent
 from servicekonto.sessions.models import WebSession
 
-__all__ = ["AuditChainHead", "AuditEvent", "EmailToken", "User", "WebSession"]
+__all__ = ["AuditChainHead", "AuditEvent", "Consent", "EmailToken", "User", "WebSession"]
 
-try:  # the provider's tables, when the oidc package defines them
-    import oidc.models  # noqa: F401
-except ModuleNotFoundError as exc:  # pragma: no cover - only before oidc/models.py exists
-    if exc.name != "oidc.models":
-        raise
+import oidc.models  # noqa: E402,F401 - the provider's tables

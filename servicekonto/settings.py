@@ -140,6 +140,8 @@ def _validate(settings: dict[str, Any]) -> None:
         for key, minimum in ARGON2_MINIMUM.items():
             if settings[key] < minimum:
                 raise SettingsError(f"{key} must be at least {minimum} (OWASP minimum)")
+    if env != "testing" and settings["rsa_key_bits"] < 3072:
+        raise SettingsError("rsa_key_bits must be at least 3072 (BSI TR-02102-1)")
     if settings["password_min_length"] < 8:
         raise SettingsError("password_min_length must be at least 8")
     if env == "production":
@@ -155,30 +157,55 @@ def _validate(settings: dict[str, Any]) -> None:
             raise SettingsError("session_cookie_secure must be true in production")
         if not settings["mail_smtp_host"]:
             raise SettingsError("production needs mail_smtp_host (mails cannot go to a folder)")
+        for key in ("key_encryption_key", "pairwise_salt"):
+            if not settings[key]:
+                raise SettingsError(f"production needs {key} (SERVICEKONTO_{key.upper()})")
+        if settings["allow_loopback_http"]:
+            raise SettingsError("allow_loopback_http must be false in production")
 
 
-def ensure_secret_key(settings: dict[str, Any]) -> str:
-    """Return the secret key, generating ``<instance>/secret_key`` (mode 0600) if none is set.
+#: Secrets that outside production are generated into the instance folder when not configured.
+INSTANCE_SECRETS = ("secret_key", "key_encryption_key", "pairwise_salt")
 
-    Only called outside production (production refuses to start without a configured key).
+
+def _generate_secret(key: str) -> str:
+    if key == "key_encryption_key":
+        import base64
+
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(48)
+
+
+def ensure_instance_secret(settings: dict[str, Any], key: str) -> str:
+    """Return ``settings[key]``, generating ``<instance>/<key>`` (mode 0600) if none is set.
+
+    Only reached outside production (production refuses to start without configured secrets).
     """
-    if settings["secret_key"]:
-        return settings["secret_key"]
+    if settings[key]:
+        return settings[key]
     instance = Path(settings["instance_path"])
     instance.mkdir(parents=True, exist_ok=True)
-    key_file = instance / "secret_key"
+    key_file = instance / key
     if not key_file.exists():
         try:
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race; use its key
+        except FileExistsError:  # another process won the race; use its value
             pass
         else:
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
-    key = key_file.read_text().strip()
-    if not key:
-        raise SettingsError(f"{key_file} is empty; delete it to generate a new key")
-    return key
+                handle.write(_generate_secret(key))
+    value = key_file.read_text().strip()
+    if not value:
+        raise SettingsError(f"{key_file} is empty; delete it to generate a new value")
+    settings[key] = value
+    return value
+
+
+def ensure_secret_key(settings: dict[str, Any]) -> str:
+    """Fill every instance secret (see INSTANCE_SECRETS); return the Flask secret key."""
+    for key in INSTANCE_SECRETS:
+        ensure_instance_secret(settings, key)
+    return settings["secret_key"]
 
 
 def current_settings() -> dict[str, Any]:

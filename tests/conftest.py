@@ -104,6 +104,8 @@ def base_settings(database_url: str, instance: Path, mailbox: Mailbox) -> dict[s
         "mail_smtp_host": "127.0.0.1",
         "mail_smtp_port": mailbox.port,
         "log_level": "WARNING",
+        "allow_loopback_http": True,
+        "rsa_key_bits": 2048,  # key generation speed in tests; production minimum is 3072
     }
 
 
