@@ -14,13 +14,19 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from flask import session
+from blinker import Namespace
+from flask import current_app, session
 from flask_login import login_user, logout_user
 
 from servicekonto.accounts.models import User
 from servicekonto.accounts.trust_levels import LOA_LOW
 
 _AUTH_KEYS = ("_user_id", "_fresh", "_id", "auth")
+
+_signals = Namespace()
+#: Sent by ``end()`` before the session is destroyed, with ``user_id`` and ``sid``: the
+#: provider listens to notify the portals of that session (back-channel logout).
+logged_out = _signals.signal("servicekonto.logged-out")
 
 
 @dataclass(frozen=True)
@@ -56,5 +62,8 @@ def current_auth() -> AuthState | None:
 
 def end() -> None:
     """Log out: forget the user and remove the whole session from the store and the browser."""
+    state = current_auth()
+    if state is not None:
+        logged_out.send(current_app._get_current_object(), user_id=state.user_id, sid=state.sid)
     logout_user()
     session.destroy()  # type: ignore[attr-defined]

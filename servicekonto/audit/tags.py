@@ -24,3 +24,29 @@ class AuditTag(enum.StrEnum):
     ACCOUNT_USER_DISABLED = "account:user:disabled"
     ACCOUNT_USER_ENABLED = "account:user:enabled"
     ACCOUNT_PROFILE_UPDATED = "account:profile:updated"
+
+    # Consent store
+    CONSENT_GRANTED = "consent:grant:granted"
+    CONSENT_REFUSED = "consent:grant:refused"
+    CONSENT_WITHDRAWN = "consent:grant:withdrawn"
+
+    # OpenID Connect provider (claim *names* only in details, never values)
+    OIDC_AUTHORIZATION_DENIED = "oidc:authorization:denied"
+    OIDC_CODE_ISSUED = "oidc:code:issued"
+    OIDC_CODE_REPLAYED = "oidc:code:replayed"
+    OIDC_TOKEN_ISSUED = "oidc:token:issued"
+    OIDC_TOKEN_REFRESHED = "oidc:token:refreshed"
+    OIDC_REFRESH_TOKEN_REUSED = "oidc:refresh_token:reused"
+    OIDC_TOKEN_REVOKED = "oidc:token:revoked"
+    OIDC_CLAIMS_RELEASED = "oidc:claims:released"  # details: {"via": "id_token"|"userinfo", ...}
+    OIDC_LOGOUT = "oidc:logout:rp_initiated"
+    OIDC_BACKCHANNEL_LOGOUT_DELIVERED = "oidc:backchannel_logout:delivered"
+    OIDC_BACKCHANNEL_LOGOUT_FAILED = "oidc:backchannel_logout:failed"
+
+    # Portals (clients) and signing keys
+    CLIENT_CREATED = "client:client:created"
+    CLIENT_UPDATED = "client:client:updated"
+    CLIENT_SUSPENDED = "client:client:suspended"
+    CLIENT_SECRET_ROTATED = "client:secret:rotated"
+    KEY_CREATED = "keys:signing_key:created"
+    KEY_RETIRED = "keys:signing_key:retired"
