@@ -15,7 +15,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from servicekonto.settings import SettingsError
 
@@ -30,14 +30,30 @@ def _create_app():  # noqa: ANN202 - FlaskGroup calls this lazily
 
 
 class _Group(FlaskGroup):
-    """FlaskGroup whose database errors become one clear line instead of a traceback."""
+    """FlaskGroup whose database errors become one clear line instead of a traceback.
+
+    Only our own commands exist, so listing them (``--help``) never loads the app: a broken
+    configuration is reported by the command that needs it, not as a traceback in the help.
+    Flask's ``-e/-A/--debug`` options are dropped; settings come from SERVICEKONTO_*.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.params = [p for p in self.params if p.name not in {"env_file", "app", "debug"}]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, name)
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         try:
             return super().invoke(ctx)
-        except OperationalError as exc:
+        except (OperationalError, ProgrammingError) as exc:
+            reason = " ".join(str(exc.orig).split())  # one line, even for multi-line messages
             raise click.ClickException(
-                f"database not reachable or not migrated: {exc.orig}") from None
+                f"database not reachable or not migrated: {reason}") from None
 
 
 @click.group(cls=_Group, create_app=_create_app, add_default_commands=False,
