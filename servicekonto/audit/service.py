@@ -51,9 +51,14 @@ def _user_agent_hash() -> str | None:
 
 
 def _check_details(details: Mapping[str, Any]) -> None:
-    for key in details:
-        if key.lower() in _FORBIDDEN_DETAIL_KEYS:
+    """Refuse secret-looking keys at any depth (nested dicts and lists of dicts too)."""
+    for key, value in details.items():
+        if str(key).lower() in _FORBIDDEN_DETAIL_KEYS:
             raise ValueError(f"audit details must not contain secrets (key {key!r})")
+        nested = value if isinstance(value, list | tuple) else [value]
+        for item in nested:
+            if isinstance(item, Mapping):
+                _check_details(item)
 
 
 def record(
