@@ -184,7 +184,7 @@ def ensure_instance_secret(settings: dict[str, Any], key: str) -> str:
     if settings[key]:
         return settings[key]
     instance = Path(settings["instance_path"])
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds secrets and the dev database
     key_file = instance / key
     if not key_file.exists():
         try:
