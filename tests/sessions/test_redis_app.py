@@ -1,0 +1,47 @@
+"""An app configured with ``redis_url`` keeps its sessions in Redis."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from servicekonto.sessions.interface import hash_token
+from servicekonto.sessions.stores import RedisSessionStore
+
+
+@pytest.fixture
+def settings_overrides(redis_url):
+    return {"redis_url": redis_url}
+
+
+def test_app_with_redis_url_keeps_sessions_in_redis(app, client, redis_url):
+    store = app.extensions["servicekonto.session_store"]
+    assert isinstance(store, RedisSessionStore)
+    client.get("/?lang=en")
+    key = hash_token(client.get_cookie("sk_session").value)
+    direct = redis.Redis.from_url(redis_url)
+    try:
+        assert direct.exists(RedisSessionStore.PREFIX + key)
+        assert store.load(key).data == {"lang": "en"}
+        assert 'lang="en"' in client.get("/").get_data(as_text=True)
+        # Not in the database.
+        from servicekonto.sessions.stores import DatabaseSessionStore
+
+        assert DatabaseSessionStore(app.extensions["servicekonto.db"].engine).load(key) is None
+    finally:
+        direct.delete(RedisSessionStore.PREFIX + key)
+        direct.close()
+
+
+def test_redis_down_gives_503_not_a_traceback(migrated_database, tmp_path, mailbox):
+    from servicekonto import create_app
+    from tests.conftest import base_settings
+
+    app = create_app({**base_settings(migrated_database, tmp_path, mailbox),
+                      "redis_url": "redis://127.0.0.1:1/0"})
+    client = app.test_client()
+    client.set_cookie("sk_session", "some-session-token")
+    response = client.get("/")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "Traceback" not in response.get_data(as_text=True)

@@ -1,0 +1,138 @@
+"""Both session stores behave the same: database (default) and Redis (when configured)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import pytest
+import redis
+
+from servicekonto.db import utcnow
+from servicekonto.sessions.stores import DatabaseSessionStore, RedisSessionStore, SessionRecord
+
+
+@pytest.fixture(params=["database", "redis"])
+def store(request, app):
+    if request.param == "database":
+        yield DatabaseSessionStore(app.extensions["servicekonto.db"].engine)
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    redis_store = RedisSessionStore(client)
+    prefix = f"sk-test-{secrets.token_hex(6)}:"  # shared Redis: never touch others' keys
+    redis_store.PREFIX = prefix + "session:"
+    redis_store.USER_PREFIX = prefix + "user-sessions:"
+    yield redis_store
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def new_record(user_id: int | None = None, *, age: dt.timedelta = dt.timedelta(0),
+               idle_seconds: int = 3600, absolute: dt.timedelta = dt.timedelta(hours=12),
+               seen_ago: dt.timedelta = dt.timedelta(0)) -> SessionRecord:
+    now = utcnow()
+    created = now - age
+    return SessionRecord(key=secrets.token_hex(32), data={"lang": "en", "n": [1, 2]},
+                         created_at=created, last_seen_at=now - seen_ago,
+                         expires_at=created + absolute, idle_seconds=idle_seconds,
+                         user_id=user_id)
+
+
+def a_user_id() -> int:
+    return 10**9 + secrets.randbelow(10**9)
+
+
+def test_save_and_load(store):
+    record = new_record(user_id=a_user_id())
+    store.save(record)
+    loaded = store.load(record.key)
+    assert loaded == record
+    assert loaded.created_at.tzinfo is not None
+    assert store.load(secrets.token_hex(32)) is None
+
+
+def test_save_overwrites(store):
+    record = new_record()
+    store.save(record)
+    record.data = {"changed": True}
+    store.save(record)
+    assert store.load(record.key).data == {"changed": True}
+
+
+def test_touch_moves_last_seen(store):
+    record = new_record(seen_ago=dt.timedelta(minutes=10))
+    store.save(record)
+    record.last_seen_at = utcnow()
+    store.touch(record)
+    assert store.load(record.key).last_seen_at == record.last_seen_at
+
+
+def test_delete(store):
+    record = new_record(user_id=a_user_id())
+    store.save(record)
+    store.delete(record.key)
+    assert store.load(record.key) is None
+    assert store.list_for_user(record.user_id) == []
+    store.delete(record.key)  # deleting twice is harmless
+
+
+def test_list_and_delete_for_user(store):
+    user, other = a_user_id(), a_user_id()
+    first = new_record(user, age=dt.timedelta(minutes=5))
+    second = new_record(user)
+    expired = new_record(user, seen_ago=dt.timedelta(hours=2))
+    foreign = new_record(other)
+    for record in (second, first, expired, foreign):
+        store.save(record)
+
+    assert [r.key for r in store.list_for_user(user)] == [first.key, second.key]
+
+    removed = store.delete_for_user(user, keep=second.key)
+    assert first.key in {r.key for r in removed}
+    assert store.load(first.key) is None
+    assert store.load(second.key) is not None
+    assert store.load(foreign.key) is not None
+
+    store.delete_for_user(user)
+    assert store.load(second.key) is None
+    assert [r.key for r in store.list_for_user(other)] == [foreign.key]
+
+
+def test_expiry_rules():
+    now = utcnow()
+    idle = new_record(seen_ago=dt.timedelta(minutes=61))
+    absolute = new_record(age=dt.timedelta(hours=13))
+    fresh = new_record(age=dt.timedelta(hours=11, minutes=59))
+    assert idle.is_expired(now) and absolute.is_expired(now)
+    assert not fresh.is_expired(now)
+
+
+def test_purge_expired_database(app):
+    store = DatabaseSessionStore(app.extensions["servicekonto.db"].engine)
+    idle = new_record(seen_ago=dt.timedelta(minutes=61))
+    absolute = new_record(age=dt.timedelta(hours=13))
+    fresh = new_record()
+    for record in (idle, absolute, fresh):
+        store.save(record)
+    assert store.purge_expired() == 2
+    assert store.load(idle.key) is None and store.load(absolute.key) is None
+    assert store.load(fresh.key) is not None
+
+
+def test_redis_expires_by_ttl(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client)
+    store.PREFIX = f"sk-test-{secrets.token_hex(6)}:session:"
+    record = new_record(idle_seconds=600)
+    store.save(record)
+    try:
+        assert 590 <= client.ttl(store.PREFIX + record.key) <= 601
+        nearly_over = new_record(age=dt.timedelta(hours=11, minutes=58))
+        store.save(nearly_over)
+        assert client.ttl(store.PREFIX + nearly_over.key) <= 121
+        assert store.purge_expired() == 0  # nothing to do: Redis drops expired keys itself
+    finally:
+        client.delete(store.PREFIX + record.key, store.PREFIX + nearly_over.key)
+        client.close()
