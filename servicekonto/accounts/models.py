@@ -50,6 +50,17 @@ class User(Base):
     def full_name(self) -> str:
         return f"{self.given_name} {self.family_name}"
 
+    # Flask-Login's user protocol (what UserMixin would add, without its __eq__).
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_disabled
+
+    def get_id(self) -> str:
+        return str(self.id)
+
     def __repr__(self) -> str:  # no personal data in reprs that end up in logs
         return f"<User {self.id}>"
 
