@@ -59,8 +59,11 @@ def register(session: Session, *, email: str, password: str, given_name: str,
 
 def new_verification_token(session: Session, user: User) -> str:
     """A fresh verification link for ``user``'s current address (resend)."""
-    return email_links.issue(session, user, EmailTokenPurpose.VERIFY_EMAIL, user.email,
-                             verification_lifetime())
+    token = email_links.issue(session, user, EmailTokenPurpose.VERIFY_EMAIL, user.email,
+                              verification_lifetime())
+    record(session, AuditTag.ACCOUNT_VERIFICATION_RESENT, actor=f"citizen:{user.id}",
+           subject_user_id=user.id)
+    return token
 
 
 def verify_email(session: Session, token: str) -> User:

@@ -10,6 +10,7 @@ class AuditTag(enum.StrEnum):
     ACCOUNT_REGISTRATION_CREATED = "account:registration:created"
     ACCOUNT_REGISTRATION_DUPLICATE = "account:registration:duplicate"
     ACCOUNT_EMAIL_VERIFIED = "account:email:verified"
+    ACCOUNT_VERIFICATION_RESENT = "account:verification:resent"
     ACCOUNT_LOGIN_SUCCESS = "account:login:success"
     ACCOUNT_LOGIN_FAILURE = "account:login:failure"
     ACCOUNT_LOGIN_LOCKED = "account:login:locked"

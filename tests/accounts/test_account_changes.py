@@ -136,7 +136,7 @@ def test_overlong_and_invalid_new_address(app, client):
     login(client, user.email)
     long = submit(client, "/account/email", {"email": "x" * 250 + "@example.de",
                                              "current_password": PASSWORD})
-    assert "Höchstens 254 Zeichen" in text(long)
+    assert "höchstens 254 Zeichen" in text(long)
     invalid = submit(client, "/account/email", {"email": "erika at example.de",
                                                 "current_password": PASSWORD})
     assert "Geben Sie eine gültige E-Mail-Adresse ein" in text(invalid)

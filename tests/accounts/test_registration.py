@@ -148,8 +148,8 @@ def test_invalid_and_overlong_input_is_rejected(app, client, outbox):
     long_email = "a" * 250 + "@example.de"
     response = register(client, long_email, given_name="E" * 101, family_name="M" * 101)
     body = text(response)
-    assert "Höchstens 254 Zeichen" in body
-    assert "Höchstens 100 Zeichen" in body
+    assert "höchstens 254 Zeichen" in body
+    assert "höchstens 100 Zeichen" in body
     with app.app_context():
         assert db.session.scalars(select(User)).all() == []
     assert outbox.messages == []
@@ -157,7 +157,7 @@ def test_invalid_and_overlong_input_is_rejected(app, client, outbox):
 
 def test_weak_passwords_are_rejected_next_to_the_field_and_in_the_summary(app, client):
     email = unique_email()
-    for weak, message in [("kurz", "Mindestens 10 Zeichen"),
+    for weak, message in [("kurz", "mindestens 10 Zeichen"),
                           ("passwort123", "zu verbreitet"),
                           ("sommer2024!", "zu verbreitet"),
                           ("Mustermann-Erika", "Namen")]:
