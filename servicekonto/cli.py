@@ -122,10 +122,13 @@ def users_create(email: str, given_name: str, family_name: str, verified: bool,
             raise click.ClickException("no password on standard input")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    from flask_babel import force_locale
+
     session = database.session
     try:
-        user = create_user(session, email=email, password=password, given_name=given_name,
-                           family_name=family_name, verified=verified, actor="cli")
+        with force_locale("en"):  # operator messages (password policy) in the CLI's language
+            user = create_user(session, email=email, password=password, given_name=given_name,
+                               family_name=family_name, verified=verified, actor="cli")
         session.commit()
     except (AccountError, InvalidEmail) as exc:
         session.rollback()
@@ -289,3 +292,11 @@ def serve(host: str, port: int) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     click.echo(f"Servicekonto on http://{host}:{port}/  (Ctrl+C stops)")
     run_simple(host, port, app, use_reloader=False, threaded=True)
+
+
+# -- OpenID Connect: signing keys and portals (oidc/cli.py) ---------------------------------
+
+from oidc.cli import clients, keys  # noqa: E402
+
+main.add_command(keys)
+main.add_command(clients)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import Flask, Response, g, request, session
+from flask import Flask, Response, g, has_request_context, request, session
 from flask_babel import get_locale
 
 from servicekonto.settings import current_settings
@@ -20,8 +20,13 @@ CONTENT_SECURITY_POLICY = (
 
 
 def select_locale() -> str:
-    """``?lang=`` (remembered in the session) > session > Accept-Language > first locale."""
+    """``?lang=`` (remembered in the session) > session > Accept-Language > first locale.
+
+    Outside a request (CLI, background work) the first locale.
+    """
     locales = current_settings()["locales"]
+    if not has_request_context():
+        return locales[0]
     asked = request.args.get("lang")
     if asked in locales:
         if session.get("lang") != asked:
