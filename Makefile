@@ -25,7 +25,9 @@ setup: $(STAMP) translations
 run: setup
 	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto db upgrade
 	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto seed
-	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto serve
+	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto seed-demo-portals
+	@# the demo portals (5001, 5002) in the background, the provider in the foreground
+	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/python -m demo.run_all
 
 # The whole suite on SQLite, then again on PostgreSQL (skipped with a note when no server is
 # reachable, except under CI=true where that is an error).

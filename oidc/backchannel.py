@@ -207,8 +207,8 @@ def queue_logout(session: Session, *, user_id: int, sid: str | None,
 
 def _joserfc_key(key: Any) -> Any:
     """Accept a joserfc key, an authlib.jose key, a cryptography key or a private JWK dict."""
-    from joserfc.jwk import RSAKey
     from joserfc.jwk import Key as JoseKey
+    from joserfc.jwk import RSAKey
 
     if isinstance(key, JoseKey):
         return key
@@ -312,8 +312,9 @@ def deliver_one(session: Session, delivery_id: int, settings: dict[str, Any],
         report.failed.append(delivery_id)
         return
     try:
-        token = build_logout_token(issuer=settings["issuer"], client_id=client.client_id,
-                                   sub=delivery.sub, sid=delivery.sid)
+        token = build_logout_token(issuer=settings["issuer"].rstrip("/"),
+                                   client_id=client.client_id, sub=delivery.sub,
+                                   sid=delivery.sid)
         error = _post(client.backchannel_logout_uri, token, timeout)
     except Exception as exc:  # noqa: BLE001 - e.g. no signing key yet: retry later
         log.exception("building the logout token failed")

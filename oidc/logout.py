@@ -28,7 +28,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
-from flask import Blueprint, Flask, current_app, redirect, render_template, request
+from flask import Blueprint, Flask, current_app, redirect, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -83,7 +83,7 @@ class ServicekontoEndSession(EndSessionEndpoint):
                 raise LogoutRequestError("invalid id_token_hint", _l(
                     "The logout request contains an invalid ID token. Nothing was "
                     "changed.")) from None
-            issuer = current_app.config["SERVICEKONTO"]["issuer"]
+            issuer = current_app.config["SERVICEKONTO"]["issuer"].rstrip("/")
             if claims.get("iss") != issuer:
                 raise LogoutRequestError("id_token_hint not issued by this provider", _l(
                     "The logout request contains an ID token from another provider."))

@@ -181,7 +181,7 @@ class ServicekontoIntrospection(_ClientAuthMixin, IntrospectionEndpoint):
             "exp": int(expires.timestamp()) if expires else None,
             "iat": int(row.issued_at.timestamp()),
             "aud": client.client_id,
-            "iss": current_app.config["SERVICEKONTO"]["issuer"],
+            "iss": current_app.config["SERVICEKONTO"]["issuer"].rstrip("/"),
         }
         if row.user_id is not None:
             from oidc.subjects import subject_for

@@ -300,3 +300,25 @@ from oidc.cli import clients, keys  # noqa: E402
 
 main.add_command(keys)
 main.add_command(clients)
+
+
+# -- back-channel logout deliveries (oidc/backchannel.py) and the demo portals (demo/) ------
+
+from oidc.backchannel import logout_cli  # noqa: E402
+
+main.add_command(logout_cli)
+
+
+def _add_demo_commands() -> None:
+    """``seed-demo-portals``, in a source checkout only (``demo/`` is not installed)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "demo" / "seed.py").is_file():
+        return
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
+    from demo.seed import seed_demo_portals
+
+    main.add_command(seed_demo_portals)
+
+
+_add_demo_commands()
