@@ -1,0 +1,309 @@
+"""Token endpoint grants: authorization code (+ OpenID Connect ID token), refresh token with
+rotation, client credentials.
+
+Authlib dispatches on ``grant_type``, authenticates the client (methods registered by
+``oidc.client_auth``) and renders OAuth errors as JSON with ``no-store``; the rules live here:
+
+* A code is single use. The redemption is one conditional ``UPDATE ... SET used_at = now WHERE
+  id = ? AND used_at IS NULL``: of two parallel redemptions exactly one changes a row. A
+  replayed code fails with ``invalid_grant`` and revokes every token issued from it (RFC 6749
+  4.1.2, RFC 9700 4.5), audited as OIDC_CODE_REPLAYED.
+* Refresh tokens rotate on every use (conditional update on ``rotated_at``); presenting a
+  rotated one again revokes the whole family (OIDC_REFRESH_TOKEN_REUSED). A refresh may narrow
+  the scope, never widen it, and never outlives the family's first expiry.
+* Client credentials: only for clients registered with that grant type; no user, no ID token,
+  no refresh token, no user scopes.
+
+Every issued token and every ID token's claim names are audited in the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
+from joserfc import jwt
+from sqlalchemy import select, update
+
+from oidc import claims as claims_mod
+from oidc import pkce, tokens
+from oidc.models import AuthorizationCode, Client, Token
+from oidc.server import issuer, subject_for
+from servicekonto.accounts.models import User
+from servicekonto.audit import AuditTag, record
+from servicekonto.consent import service as consent_service
+from servicekonto.db import db, utcnow
+from servicekonto.settings import current_settings
+
+#: Filled in by init_oidc with every method the server knows (client_secret_basic first, so
+#: a failed Basic authentication answers 401 as RFC 6749 5.2 asks).
+AUTH_METHODS: list[str] = ["client_secret_basic", "client_secret_post", "none"]
+
+_HASHES = {"RS256": hashlib.sha256, "PS256": hashlib.sha256, "ES256": hashlib.sha256,
+           "EdDSA": hashlib.sha512}
+
+
+def _half_hash(value: str, alg: str) -> str:
+    digest = _HASHES.get(alg, hashlib.sha256)(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def _check_grant_type(client: Client, grant_type: str) -> None:
+    if grant_type not in (client.grant_types or []):
+        raise UnauthorizedClientError(f"The client may not use grant_type={grant_type}.")
+
+
+def _live_user(user_id: int | None) -> User:
+    user = db.session.get(User, user_id) if user_id is not None else None
+    if user is None or user.is_disabled:
+        raise InvalidGrantError("The account no longer exists or is disabled.")
+    return user
+
+
+def signing_key_for(client: Client) -> tuple[str, str, Any]:
+    """(alg, kid, key) for the client's ID tokens. Resolve it BEFORE the request writes: the
+    first use may create the key in its own transaction (SQLite allows one writer)."""
+    from oidc.keys import signing_key
+
+    alg = client.id_token_signed_response_alg or "RS256"
+    kid, key = signing_key(alg)
+    return alg, kid, key
+
+
+def id_token(client: Client, user: User, *, access_token: str, auth_time: int | None,
+             acr: str | None, amr: list[str] | None, sid: str | None, nonce: str | None,
+             claims_request: dict[str, Any] | None, granted: list[str],
+             signing: tuple[str, str, Any]) -> tuple[str, list[str]]:
+    """Sign an ID token for ``client``; return it with the names of the user claims in it."""
+    settings = current_settings()
+    alg, kid, key = signing
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "iss": issuer(), "sub": subject_for(client, user.id), "aud": client.client_id,
+        "exp": now + settings["id_token_lifetime_seconds"], "iat": now,
+        "azp": client.client_id, "at_hash": _half_hash(access_token, alg),
+    }
+    if auth_time is not None:
+        payload["auth_time"] = auth_time
+    if nonce:
+        payload["nonce"] = nonce
+    if acr:
+        payload["acr"] = acr
+    if amr:
+        payload["amr"] = list(amr)
+    if sid:
+        payload["sid"] = sid
+    names = claims_mod.id_token_claims(claims_request, granted)
+    values = claims_mod.claim_values(user, names)
+    payload.update(values)
+    token = jwt.encode({"alg": alg, "kid": kid}, payload, key, algorithms=[alg])
+    return token, sorted(values)
+
+
+def _token_body(access: str, refresh: str | None, scope: str, expires_in: int,
+                id_tok: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"access_token": access, "token_type": "Bearer",
+                            "expires_in": expires_in, "scope": scope}
+    if refresh:
+        body["refresh_token"] = refresh
+    if id_tok:
+        body["id_token"] = id_tok
+    return body
+
+
+def _granted_claims(user_id: int, client: Client) -> list[str]:
+    consent = consent_service.load(db.session, user_id, client.id)
+    return list(consent.granted_claims or []) if consent else []
+
+
+def _audit_release(client: Client, user_id: int, names: list[str], via: str) -> None:
+    record(db.session, AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
+           subject_user_id=user_id, client_id=client.client_id,
+           details={"via": via, "claims": ["sub", *names]})
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        _check_grant_type(client, self.GRANT_TYPE)
+        code = self.request.form.get("code")
+        if not code:
+            raise InvalidRequestError("Missing 'code' in request.")
+        row = db.session.scalar(select(AuthorizationCode).where(
+            AuthorizationCode.code_hash == tokens.hash_token(code)))
+        if row is None or row.client_pk != client.id:
+            raise InvalidGrantError("Invalid code.")
+        if row.used_at is not None:
+            self._replayed(client, row)
+        if row.expires_at <= utcnow():
+            raise InvalidGrantError("The code has expired.")
+        if self.request.form.get("redirect_uri") != row.redirect_uri:
+            raise InvalidGrantError("redirect_uri does not match the authorization request.")
+        verifier = self.request.form.get("code_verifier")
+        if row.code_challenge:
+            if not pkce.verify(verifier, row.code_challenge):
+                raise InvalidGrantError("PKCE verification failed.")
+        elif verifier:
+            raise InvalidGrantError("code_verifier sent, but the code has no challenge.")
+        self.request.client = client
+        self.request.authorization_code = row
+
+    def _replayed(self, client: Client, row: AuthorizationCode) -> None:
+        revoked = tokens.revoke_for_code(db.session, row.id)
+        record(db.session, AuditTag.OIDC_CODE_REPLAYED, actor=f"client:{client.client_id}",
+               subject_user_id=row.user_id, client_id=client.client_id,
+               details={"code_id": row.id, "tokens_revoked": revoked})
+        db.session.commit()
+        raise InvalidGrantError("The code was already used.")
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: Client = self.request.client
+        row: AuthorizationCode = self.request.authorization_code
+        signing = signing_key_for(client)
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=utcnow()).execution_options(synchronize_session=False))
+        if claimed.rowcount != 1:  # a parallel request redeemed it first
+            db.session.rollback()
+            self._replayed(client, row)
+        user = _live_user(row.user_id)
+        settings = current_settings()
+        scopes = row.scope.split()
+        grant_types = client.grant_types or []
+        with_refresh = "refresh_token" in grant_types and (
+            "offline_access" in scopes or client.always_issue_refresh_token)
+        token, access, refresh = tokens.issue(
+            db.session, client=client, user_id=user.id, scope=row.scope,
+            grant_type=self.GRANT_TYPE, with_refresh=with_refresh, settings=settings,
+            claims_request=row.claims_request, authorization_code_id=row.id, sid=row.sid,
+            auth_time=row.auth_time, acr=row.acr, amr=row.amr)
+        granted = _granted_claims(user.id, client)
+        id_tok, names = id_token(client, user, access_token=access, auth_time=row.auth_time,
+                                 acr=row.acr, amr=row.amr, sid=row.sid, nonce=row.nonce,
+                                 claims_request=row.claims_request, granted=granted,
+                                 signing=signing)
+        record(db.session, AuditTag.OIDC_TOKEN_ISSUED, actor=f"client:{client.client_id}",
+               subject_user_id=user.id, client_id=client.client_id,
+               details={"grant_type": self.GRANT_TYPE, "scope": scopes,
+                        "refresh": with_refresh, "family": token.family_id})
+        _audit_release(client, user.id, names, "id_token")
+        db.session.commit()
+        body = _token_body(access, refresh, row.scope,
+                           settings["access_token_lifetime_seconds"], id_tok)
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        _check_grant_type(client, self.GRANT_TYPE)
+        value = self.request.form.get("refresh_token")
+        if not value:
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+        row = db.session.scalar(select(Token).where(
+            Token.refresh_token_hash == tokens.hash_token(value)))
+        if row is None or row.client_pk != client.id:
+            raise InvalidGrantError("Invalid refresh token.")
+        if row.rotated_at is not None:
+            self._reused(client, row)
+        if row.revoked_at is not None:
+            raise InvalidGrantError("The refresh token was revoked.")
+        if row.refresh_expires_at is None or row.refresh_expires_at <= utcnow():
+            raise InvalidGrantError("The refresh token has expired.")
+        requested = (self.request.form.get("scope") or "").split()
+        if requested and not set(requested) <= set(row.scope.split()):
+            raise InvalidScopeError("A refresh cannot widen the scope.")
+        self.request.client = client
+        self.request.refresh_token = row
+        self.request.refresh_scope = " ".join(requested) if requested else row.scope
+
+    def _reused(self, client: Client, row: Token) -> None:
+        revoked = tokens.revoke_family(db.session, row.family_id)
+        record(db.session, AuditTag.OIDC_REFRESH_TOKEN_REUSED,
+               actor=f"client:{client.client_id}", subject_user_id=row.user_id,
+               client_id=client.client_id,
+               details={"family": row.family_id, "tokens_revoked": revoked})
+        db.session.commit()
+        raise InvalidGrantError("The refresh token was already used.")
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: Client = self.request.client
+        old: Token = self.request.refresh_token
+        scope: str = self.request.refresh_scope
+        signing = signing_key_for(client) if "openid" in scope.split() else None
+        now = utcnow()
+        rotated = db.session.execute(
+            update(Token)
+            .where(Token.id == old.id, Token.rotated_at.is_(None), Token.revoked_at.is_(None))
+            .values(rotated_at=now, revoked_at=now)
+            .execution_options(synchronize_session=False))
+        if rotated.rowcount != 1:  # used in parallel: a reuse
+            db.session.rollback()
+            self._reused(client, old)
+        user = _live_user(old.user_id)
+        settings = current_settings()
+        token, access, refresh = tokens.issue(
+            db.session, client=client, user_id=user.id, scope=scope,
+            grant_type=self.GRANT_TYPE, with_refresh=True, settings=settings,
+            claims_request=old.claims_request, family_id=old.family_id,
+            authorization_code_id=old.authorization_code_id, sid=old.sid,
+            auth_time=old.auth_time, acr=old.acr, amr=old.amr,
+            refresh_expires_at=old.refresh_expires_at)
+        id_tok = None
+        if signing is not None:
+            granted = _granted_claims(user.id, client)
+            id_tok, names = id_token(client, user, access_token=access,
+                                     auth_time=old.auth_time, acr=old.acr, amr=old.amr,
+                                     sid=old.sid, nonce=None,
+                                     claims_request=old.claims_request, granted=granted,
+                                     signing=signing)
+            _audit_release(client, user.id, names, "id_token")
+        record(db.session, AuditTag.OIDC_TOKEN_REFRESHED, actor=f"client:{client.client_id}",
+               subject_user_id=user.id, client_id=client.client_id,
+               details={"scope": scope.split(), "family": old.family_id})
+        db.session.commit()
+        body = _token_body(access, refresh, scope, settings["access_token_lifetime_seconds"],
+                           id_tok)
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = [m for m in AUTH_METHODS if m != "none"]
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        _check_grant_type(client, self.GRANT_TYPE)
+        requested = (self.request.form.get("scope") or "").split()
+        allowed = set((client.scope or "").split()) - set(claims_mod.SCOPES_SUPPORTED)
+        if not set(requested) <= allowed:
+            raise InvalidScopeError("Scope not available to client credentials.")
+        self.request.client = client
+        self.request.cc_scope = " ".join(requested)
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: Client = self.request.client
+        settings = current_settings()
+        token, access, _ = tokens.issue(
+            db.session, client=client, user_id=None, scope=self.request.cc_scope,
+            grant_type=self.GRANT_TYPE, with_refresh=False, settings=settings)
+        record(db.session, AuditTag.OIDC_TOKEN_ISSUED, actor=f"client:{client.client_id}",
+               client_id=client.client_id,
+               details={"grant_type": self.GRANT_TYPE, "scope": self.request.cc_scope.split()})
+        db.session.commit()
+        body = _token_body(access, None, self.request.cc_scope,
+                           settings["access_token_lifetime_seconds"])
+        return 200, body, self.TOKEN_RESPONSE_HEADER

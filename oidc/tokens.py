@@ -1,0 +1,93 @@
+"""Token helpers: random values, their SHA-256, issuing, lookup and revocation.
+
+Codes, access tokens and refresh tokens are random (256 bits) and stored only as SHA-256 hex;
+a lookup is one indexed query on the hash. Used by the grants, userinfo, and the session/logout
+engineer's revocation, introspection and logout code.
+
+Example::
+
+    value, digest = new_secret()
+    token = session.scalar(select(Token).where(Token.access_token_hash == hash_token(value)))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from oidc.models import Client, Token
+from servicekonto.db import utcnow
+
+
+def hash_token(value: str) -> str:
+    """SHA-256 hex of a code or token value (what the database stores)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_secret() -> tuple[str, str]:
+    """A fresh random value (43 characters, 256 bits) and its hash."""
+    value = secrets.token_urlsafe(32)
+    return value, hash_token(value)
+
+
+def revoke_family(session: Session, family_id: str) -> int:
+    """Revoke every token of a refresh family (one UPDATE); returns how many rows changed."""
+    result = session.execute(
+        update(Token).where(Token.family_id == family_id, Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
+def revoke_for_code(session: Session, code_id: int) -> int:
+    """Revoke every token issued from an authorization code, and their refresh families."""
+    now = utcnow()
+    families = session.scalars(
+        select(Token.family_id).where(Token.authorization_code_id == code_id)).all()
+    if not families:
+        return 0
+    result = session.execute(
+        update(Token).where(or_(Token.authorization_code_id == code_id,
+                                Token.family_id.in_(set(families))),
+                            Token.revoked_at.is_(None))
+        .values(revoked_at=now).execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
+def issue(session: Session, *, client: Client, user_id: int | None, scope: str,
+          grant_type: str, with_refresh: bool, settings: dict[str, Any],
+          claims_request: dict[str, Any] | None = None, family_id: str | None = None,
+          authorization_code_id: int | None = None, sid: str | None = None,
+          auth_time: int | None = None, acr: str | None = None,
+          amr: list[str] | None = None,
+          refresh_expires_at: dt.datetime | None = None) -> tuple[Token, str, str | None]:
+    """Add a Token row; return it with the plain access and refresh token values.
+
+    A rotated refresh token keeps its family's original expiry (``refresh_expires_at``), so
+    rotation never extends an offline grant beyond ``refresh_token_lifetime_days``.
+    """
+    now = utcnow()
+    access, access_hash = new_secret()
+    refresh, refresh_hash = new_secret() if with_refresh else (None, None)
+    row = Token(
+        client_pk=client.id, user_id=user_id, access_token_hash=access_hash,
+        refresh_token_hash=refresh_hash, token_type="Bearer", scope=scope,
+        claims_request=claims_request, family_id=family_id or secrets.token_hex(16),
+        authorization_code_id=authorization_code_id, grant_type=grant_type, sid=sid,
+        auth_time=auth_time, acr=acr, amr=amr, issued_at=now,
+        access_expires_at=now + dt.timedelta(seconds=settings["access_token_lifetime_seconds"]),
+        refresh_expires_at=(refresh_expires_at or now + dt.timedelta(
+            days=settings["refresh_token_lifetime_days"])) if with_refresh else None,
+    )
+    session.add(row)
+    return row, access, refresh
+
+
+def is_access_active(token: Token | None, now: dt.datetime | None = None) -> bool:
+    now = now or utcnow()
+    return (token is not None and token.revoked_at is None
+            and token.access_expires_at > now)

@@ -1,0 +1,75 @@
+"""``/userinfo`` (OIDC Core 5.3), GET and POST.
+
+The bearer token comes in the Authorization header or (POST, form-encoded) as ``access_token``
+(RFC 6750 2.1/2.2; never in the query string). Released: the claims that are both within the
+token's scope (or its ``claims`` request's ``userinfo`` member) AND consented to now, so a
+withdrawn consent takes effect at once. A bad, expired or revoked token gets 401 with
+``WWW-Authenticate: Bearer error="invalid_token"``. Every release is audited with claim names.
+"""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+from sqlalchemy import select
+
+from oidc import claims as claims_mod
+from oidc import tokens
+from oidc.errors import JsonError, json_response
+from oidc.models import Token
+from oidc.server import subject_for
+from servicekonto.accounts.models import User
+from servicekonto.audit import AuditTag, record
+from servicekonto.consent import service as consent_service
+from servicekonto.db import db
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    from_header = None
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise JsonError("invalid_request", "Use the Bearer scheme.", 400, bearer=True)
+        from_header = value.strip()
+    from_body = None
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        from_body = request.form.get("access_token")
+    if from_header and from_body:
+        raise JsonError("invalid_request", "Send the token only once.", 400, bearer=True)
+    token = from_header or from_body
+    if not token:
+        raise JsonError("invalid_token", "No access token was sent.", 401, bearer=True)
+    return token
+
+
+def userinfo() -> Response:
+    try:
+        value = _bearer()
+        row = db.session.scalar(select(Token).where(
+            Token.access_token_hash == tokens.hash_token(value)))
+        if not tokens.is_access_active(row) or row is None or row.user_id is None:
+            raise JsonError("invalid_token", "The access token is invalid, expired or revoked.",
+                            401, bearer=True)
+        if "openid" not in row.scope.split():
+            raise JsonError("insufficient_scope", "The token was not issued for openid.", 403,
+                            bearer=True)
+        user = db.session.get(User, row.user_id)
+        if user is None or user.is_disabled:
+            raise JsonError("invalid_token", "The account is no longer available.", 401,
+                            bearer=True)
+    except JsonError as exc:
+        return json_response(exc)
+    client = row.client
+    consent = consent_service.load(db.session, user.id, client.id)
+    granted = consent.granted_claims if consent else []
+    names = claims_mod.userinfo_claims(row.scope, row.claims_request, granted or [])
+    values = claims_mod.claim_values(user, names)
+    body = {"sub": subject_for(client, user.id), **values}
+    record(db.session, AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
+           subject_user_id=user.id, client_id=client.client_id,
+           details={"via": "userinfo", "claims": ["sub", *sorted(values)]})
+    db.session.commit()
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

@@ -1,0 +1,82 @@
+"""Consent rules: is a request covered, and storing a citizen's decision (with its audit event).
+
+One ``Consent`` row per citizen and portal. ``granted_scopes`` includes ``openid`` once the
+citizen allowed the portal to sign them in at all, so a portal's first request always shows the
+consent page, even when it asks for no personal data. A refusal is remembered in the
+``refused_*`` lists (what the citizen said no to last) without taking away earlier grants.
+The caller commits; the audit event is in the same transaction.
+
+Example::
+
+    consent = load(db.session, user.id, client.id)
+    if not is_covered(consent, {"openid", "email"}, {"email", "email_verified"}):
+        ...  # show the consent page
+    grant(db.session, user_id=user.id, client=client, scopes=..., claims=...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oidc.models import Client
+from servicekonto.audit import AuditTag, record
+from servicekonto.consent.models import Consent
+from servicekonto.db import utcnow
+
+
+def load(session: Session, user_id: int, client_pk: int) -> Consent | None:
+    return session.scalar(select(Consent).where(Consent.user_id == user_id,
+                                                Consent.client_pk == client_pk))
+
+
+def is_covered(consent: Consent | None, scopes: Iterable[str], claims: Iterable[str]) -> bool:
+    """True when every requested scope and claim was granted before (and not withdrawn)."""
+    if consent is None or "openid" not in (consent.granted_scopes or []):
+        return False
+    return (set(scopes) <= set(consent.granted_scopes or [])
+            and set(claims) <= set(consent.granted_claims or []))
+
+
+def _row(session: Session, user_id: int, client: Client) -> Consent:
+    consent = load(session, user_id, client.id)
+    if consent is None:
+        consent = Consent(user_id=user_id, client_pk=client.id, granted_scopes=[],
+                          granted_claims=[], refused_scopes=[], refused_claims=[])
+        session.add(consent)
+    return consent
+
+
+def grant(session: Session, *, user_id: int, client: Client, scopes: Iterable[str],
+          claims: Iterable[str]) -> Consent:
+    """Add ``scopes``/``claims`` to the citizen's grant for ``client`` and audit it."""
+    scopes, claims = set(scopes) | {"openid"}, set(claims)
+    consent = _row(session, user_id, client)
+    consent.granted_scopes = sorted(set(consent.granted_scopes or []) | scopes)
+    consent.granted_claims = sorted(set(consent.granted_claims or []) | claims)
+    consent.refused_scopes = sorted(set(consent.refused_scopes or []) - scopes)
+    consent.refused_claims = sorted(set(consent.refused_claims or []) - claims)
+    consent.granted_at = utcnow()
+    record(session, AuditTag.CONSENT_GRANTED, actor=f"citizen:{user_id}",
+           subject_user_id=user_id, client_id=client.client_id,
+           details={"scopes": sorted(scopes), "claims": sorted(claims)})
+    return consent
+
+
+def refuse(session: Session, *, user_id: int, client: Client, scopes: Iterable[str],
+           claims: Iterable[str]) -> Consent:
+    """Remember that the citizen refused what was asked (earlier grants stay) and audit it."""
+    scopes, claims = set(scopes), set(claims)
+    consent = _row(session, user_id, client)
+    granted_scopes = set(consent.granted_scopes or [])
+    granted_claims = set(consent.granted_claims or [])
+    consent.refused_scopes = sorted(set(consent.refused_scopes or [])
+                                    | (scopes - granted_scopes))
+    consent.refused_claims = sorted(set(consent.refused_claims or [])
+                                    | (claims - granted_claims))
+    record(session, AuditTag.CONSENT_REFUSED, actor=f"citizen:{user_id}",
+           subject_user_id=user_id, client_id=client.client_id,
+           details={"scopes": sorted(scopes), "claims": sorted(claims)})
+    return consent

@@ -1,0 +1,112 @@
+"""The authorization-code login end to end: login form, consent, code, token, ID token, userinfo,
+and single sign-on to a second portal."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from tests.oidc.conftest import Provider
+
+
+def test_full_code_flow_with_id_token_and_userinfo(provider: Provider) -> None:
+    email = provider.citizen()
+    portal = provider.portal(scope="openid profile email address")
+    browser = provider.browser()
+
+    token, rp, landing = provider.login_flow(portal, browser, email,
+                                             scope="openid profile email")
+    assert "/login" in browser.pages and "/authorize/consent" not in browser.pages[:1]
+    assert token["token_type"].lower() == "bearer"
+    assert "refresh_token" not in token  # neither offline_access nor always_issue
+
+    claims = provider.id_claims(token["id_token"])
+    now = time.time()
+    assert claims["iss"] == provider.issuer
+    assert claims["aud"] == portal.client_id and claims["azp"] == portal.client_id
+    assert claims["nonce"] == token["_nonce"]
+    assert claims["acr"] == "http://eidas.europa.eu/LoA/low"
+    assert claims["amr"] == ["pwd"]
+    assert claims["sid"] and claims["at_hash"]
+    assert claims["iat"] <= now + 5 < claims["exp"] + 5
+    assert abs(claims["auth_time"] - now) < 60
+    assert "email" not in claims  # scope claims go to userinfo
+
+    info = rp.get(provider.base + "/userinfo").json()
+    assert info["sub"] == claims["sub"]
+    assert info["email"] == email and info["email_verified"] is True
+    assert info["given_name"] == "Erika" and info["name"] == "Erika Mustermann"
+    assert info["birthdate"] == "1964-08-12"
+    assert "address" not in info and "phone_number" not in info  # not in scope
+
+    released = provider.audit("oidc:claims:released")
+    vias = [event["details"]["via"] for event in released]
+    assert vias == ["id_token", "userinfo"]
+    assert "email" in released[1]["details"]["claims"]
+    assert all(email not in str(event["details"]) for event in released)
+    assert provider.audit("oidc:code:issued") and provider.audit("oidc:token:issued")
+    assert provider.audit("consent:grant:granted")[0]["details"]["claims"]
+
+
+def test_token_response_headers(provider: Provider) -> None:
+    email = provider.citizen()
+    portal = provider.portal()
+    browser = provider.browser()
+    rp = provider.rp(portal)
+    url, _state, verifier = provider.authorization_url(rp)
+    landing = browser.go(url, email=email)
+    response = requests.post(provider.base + "/token", data={
+        "grant_type": "authorization_code", "code": landing.params["code"],
+        "redirect_uri": portal.redirect_uri, "code_verifier": verifier,
+    }, auth=(portal.client_id, portal.secret))
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+    bad = requests.post(provider.base + "/token", data={"grant_type": "authorization_code",
+                                                        "code": "nope",
+                                                        "redirect_uri": portal.redirect_uri},
+                        auth=(portal.client_id, portal.secret))
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+    assert bad.headers["Cache-Control"] == "no-store"
+    wrong_secret = requests.post(provider.base + "/token", data={
+        "grant_type": "authorization_code", "code": "x", "redirect_uri": portal.redirect_uri},
+        auth=(portal.client_id, "wrong"))
+    assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
+
+
+def test_sso_second_portal_without_password_consent_once(provider: Provider) -> None:
+    email = provider.citizen()
+    first = provider.portal("Portal A", redirect_host="127.0.0.1")
+    second = provider.portal("Portal B", redirect_host="localhost")
+    browser = provider.browser()
+    provider.login_flow(first, browser, email)
+
+    browser.pages.clear()
+    token, _rp, _ = provider.login_flow(second, browser, email=None)  # no password
+    assert "/login" not in browser.pages
+    assert browser.pages == ["/authorize"]  # the consent page, once for this portal
+
+    browser.pages.clear()
+    provider.login_flow(second, browser, email=None)
+    assert browser.pages == []  # consent remembered: straight back with a code
+    assert token["id_token"]
+
+
+def test_unverified_citizen_is_refused(provider: Provider) -> None:
+    email = provider.citizen(verified=False)
+    portal = provider.portal()
+    browser = provider.browser()
+    login = browser.login(email)
+    assert login.status_code in (200, 302)
+    rp = provider.rp(portal)
+    url, _state, _verifier = provider.authorization_url(rp)
+    landing = browser.go(url, email=email)
+    if landing.url is None:
+        assert landing.response.status_code == 403
+        assert "E-Mail-Adresse" in landing.response.text or "e-mail" in landing.response.text
+    else:  # the login page itself refused the unverified account
+        raise AssertionError(f"unexpected redirect to {landing.url}")
+    landing = browser.go(url + "&prompt=none")
+    if landing.url:
+        assert landing.params["error"] in ("interaction_required", "login_required")
