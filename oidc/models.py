@@ -71,6 +71,58 @@ class Client(Base):
     def __repr__(self) -> str:
         return f"<Client {self.client_id}>"
 
+    # -- Authlib ClientMixin (authlib.oauth2.rfc6749.ClientMixin); see oidc/clients.py -------
+
+    @property
+    def is_public(self) -> bool:
+        """A public client (auth method ``none``) has no secret and must use PKCE."""
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ClientStatus.ACTIVE
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        """Only an unambiguous default: the redirect URI when exactly one is registered."""
+        return self.redirect_uris[0] if len(self.redirect_uris or []) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """The requested scopes this client may ask for, in request order."""
+        if not scope:
+            return ""
+        allowed = set((self.scope or "").split())
+        return " ".join(dict.fromkeys(s for s in scope.split() if s in allowed))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string comparison with a registered redirect URI (no patterns)."""
+        return isinstance(redirect_uri, str) and redirect_uri in (self.redirect_uris or [])
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        import hashlib
+        import hmac
+
+        from servicekonto.db import utcnow
+
+        if not self.client_secret_hash or not isinstance(client_secret, str):
+            return False
+        if self.client_secret_expires_at is not None and self.client_secret_expires_at <= utcnow():
+            return False
+        candidate = hashlib.sha256(client_secret.encode()).hexdigest()
+        return hmac.compare_digest(candidate, self.client_secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """A client authenticates with its registered method at every endpoint."""
+        return self.is_active and method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "code" in (self.response_types or [])
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return self.is_active and grant_type in (self.grant_types or [])
+
 
 class SigningKey(Base):
     """A provider signing key. The private key is encrypted with the configured KEK.
