@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request, session
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -111,6 +111,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
+        # Flask wraps exceptions raised outside the view (e.g. saving the session) in an
+        # InternalServerError, which lands here: a database that is down is still a 503.
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, OperationalError | DBAPIError):
+            return _database(original)
         status = error.code or 500
         if status >= 500:
             log.error("HTTP %s on %s", status, request.path)
@@ -127,6 +132,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def _database(error: Exception) -> Response:
         log.error("database unavailable: %s", type(error).__name__)
+        if hasattr(session, "unavailable"):
+            session.unavailable = True  # do not write the session back to a store that is down
         return error_response(503, "temporarily_unavailable", str(_TITLES[503]),
                               str(_MESSAGES[503]), {"Retry-After": "5"})
 

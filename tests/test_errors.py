@@ -190,3 +190,38 @@ def test_pages_without_the_database_still_work_when_it_is_down(tmp_path, mailbox
     client = app.test_client()
     assert client.get("/").status_code == 200
     assert client.get("/nowhere").status_code == 404
+
+
+def test_session_store_failing_on_save_gives_503(app, caplog):
+    """A store that fails while the response is finalised: 503, not a 500 or a trace."""
+    from sqlalchemy.exc import OperationalError
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production (tests propagate by default)
+    store = app.extensions["servicekonto.session_store"]
+
+    def down(_record) -> None:
+        raise OperationalError("INSERT INTO web_sessions", {}, Exception("connection lost"))
+
+    store.save = down
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/?lang=en")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert_no_trace(response)
+    assert "Request finalizing failed" not in caplog.text  # the error page saved nothing
+
+
+def test_fault_outside_the_view_gives_500_and_is_logged(app, caplog):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    store = app.extensions["servicekonto.session_store"]
+
+    def broken(_record) -> None:
+        raise RuntimeError("bug while saving 0815")
+
+    store.save = broken
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/?lang=en")
+    assert response.status_code == 500
+    assert_no_trace(response)
+    assert "0815" not in body(response)
+    assert "bug while saving 0815" in caplog.text  # logged with its traceback
