@@ -160,8 +160,11 @@ class RedisSessionStore:
         if record.user_id is not None:
             user_key = f"{self.USER_PREFIX}{record.user_id}"
             pipe.sadd(user_key, record.key)
-            pipe.expire(user_key, int((record.expires_at - utcnow()).total_seconds()) + 60,
-                        gt=True)
+            user_ttl = int((record.expires_at - utcnow()).total_seconds()) + 60
+            # NX sets a TTL on a new set (GT alone never does: no TTL counts as infinite);
+            # GT then only ever extends it to the longest-living session.
+            pipe.expire(user_key, user_ttl, nx=True)
+            pipe.expire(user_key, user_ttl, gt=True)
         pipe.execute()
 
     def touch(self, record: SessionRecord) -> None:

@@ -136,3 +136,25 @@ def test_redis_expires_by_ttl(redis_url):
     finally:
         client.delete(store.PREFIX + record.key, store.PREFIX + nearly_over.key)
         client.close()
+
+
+def test_redis_user_index_expires_with_its_sessions(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client)
+    prefix = f"sk-test-{secrets.token_hex(6)}:"
+    store.PREFIX, store.USER_PREFIX = prefix + "session:", prefix + "user-sessions:"
+    user = a_user_id()
+    try:
+        store.save(new_record(user, age=dt.timedelta(hours=11)))
+        user_key = f"{store.USER_PREFIX}{user}"
+        first_ttl = client.ttl(user_key)
+        assert 0 < first_ttl <= 60 * 60 + 61  # the set of a user's sessions does not live forever
+        store.save(new_record(user))  # a newer session extends it
+        assert client.ttl(user_key) > first_ttl
+        store.save(new_record(user, age=dt.timedelta(hours=6)))  # an older one does not shorten
+        assert client.ttl(user_key) > 11 * 3600
+    finally:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
