@@ -266,7 +266,8 @@ def _hint_subject(token: str, client: Client) -> str:
 
 def _step_claims(params: MultiDict, client: Client, areq: AuthRequest) -> None:
     try:
-        areq.claims_request = claims_mod.parse_claims_request(params.get("claims"))
+        areq.claims_request = claims_mod.restrict_to_scopes(
+            claims_mod.parse_claims_request(params.get("claims")), client.scope or "openid")
     except claims_mod.ClaimsRequestError as exc:
         raise _error("invalid_request", str(exc)) from None
     acr_values = (params.get("acr_values") or "").split() or list(client.default_acr_values or [])

@@ -72,6 +72,19 @@ def parse_claims_request(raw: str | None) -> dict[str, dict[str, Any]] | None:
     return parsed or None
 
 
+def restrict_to_scopes(claims_request: dict[str, Any] | None,
+                       allowed_scopes: str) -> dict[str, Any] | None:
+    """Drop user claims the portal's registered scopes do not cover ("only as far as the
+    portal's registration allows"); protocol claims such as ``acr`` stay."""
+    if not claims_request:
+        return claims_request
+    allowed = scope_claims(allowed_scopes)
+    out = {member: {name: spec for name, spec in entries.items()
+                    if name not in USER_CLAIMS or name in allowed}
+           for member, entries in claims_request.items()}
+    return {member: entries for member, entries in out.items() if entries} or None
+
+
 def member_claims(claims_request: dict[str, Any] | None, member: str) -> set[str]:
     """User claims named in one member of the claims request (unknown names dropped)."""
     if not claims_request:

@@ -146,13 +146,15 @@ class Provider:
         from oidc.clients import create_client
         from servicekonto.db import db
 
+        grant_types = grant_types or ["authorization_code", "refresh_token"]
         redirect_uri = kwargs.pop("redirect_uri", None) or \
             f"http://{redirect_host}:9/cb/{secrets.token_hex(4)}"
+        uris = [redirect_uri] if "authorization_code" in grant_types else []
         with self.app.app_context():
             client, secret = create_client(
-                db.session, name=name, redirect_uris=[redirect_uri], scope=scope,
+                db.session, name=name, redirect_uris=uris, scope=scope,
                 auth_method=auth_method,
-                grant_types=grant_types or ["authorization_code", "refresh_token"], **kwargs)
+                grant_types=grant_types, **kwargs)
             db.session.commit()
             client_id = client.client_id
         return Portal(client_id, secret, redirect_uri, scope, auth_method)
