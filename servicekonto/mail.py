@@ -6,6 +6,7 @@ Mail bodies are rendered from ``templates/mail/<name>.txt`` in the recipient's l
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 import time
@@ -81,7 +82,6 @@ def _write_to_outbox(message: EmailMessage, folder: Path) -> None:
     path = folder / f"{time.time_ns()}.eml"
     path.write_bytes(bytes(message))
     # Development only: show where the mail went and the links it holds.
-    links = [line.strip() for line in message.get_content().splitlines()
-             if line.strip().startswith(("http://", "https://"))]
+    links = re.findall(r"https?://\S+", message.get_content())
     log.warning("mail to %s written to %s %s", message["To"], path,
                 ("links: " + " ".join(links)) if links else "")

@@ -101,3 +101,18 @@ def test_start_page_is_translated(client):
     german = client.get("/").get_data(as_text=True)
     english = client.get("/?lang=en").get_data(as_text=True)
     assert "Zum Inhalt springen" in german and "Skip to content" in english
+
+
+def test_templates_need_no_inline_script_or_style():
+    """The CSP forbids inline script and style; no template may rely on them."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for folder in (root / "servicekonto", root / "oidc"):
+        for template in folder.rglob("templates/**/*.html"):
+            html = template.read_text()
+            if re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) or re.search(
+                    r"<style\b|\sstyle=\"|\son[a-z]+=\"", html):
+                offenders.append(str(template.relative_to(root)))
+    assert not offenders, offenders
