@@ -275,3 +275,43 @@ def test_unknown_command(env):
     result = run(["frobnicate"], env)
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+def test_seed_is_idempotent_and_keeps_credentials_private(env, instance):
+    first = run(["seed"], env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("demo citizen: erika.mustermann@example.org / password: ")
+    credentials = instance / "demo-credentials.json"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    again = run(["seed"], env)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    listed = run(["users", "list", "--json"], env).stdout
+    assert listed.count("erika.mustermann@example.org") == 1
+
+
+def test_serve_runs_the_development_server(env):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    assert response.status == 200
+                    assert response.headers["Content-Security-Policy"]
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "serve did not answer within 30 s"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert f"http://127.0.0.1:{port}/" in process.stdout.read()
