@@ -264,14 +264,23 @@ def backoff_seconds(attempts: int) -> int:
 
 
 def _claim(session: Session, delivery_id: int, seen_next: dt.datetime, lease: int) -> bool:
-    """Take a delivery for ``lease`` seconds; False when another worker was faster."""
+    """Take a due delivery for ``lease`` seconds; False when another worker was faster.
+
+    The conditional UPDATE is the lock: it matches only while the row is still due and
+    unchanged since we read it, so of two workers at most one gets a row count of 1 (and a row
+    in flight is not due: its ``next_attempt_at`` is the end of the lease).
+    """
+    now = utcnow()
+    if seen_next > now:
+        return False
     result = session.execute(
         update(LogoutDelivery)
         .where(LogoutDelivery.id == delivery_id,
                LogoutDelivery.next_attempt_at == seen_next,
+               LogoutDelivery.next_attempt_at <= now,
                LogoutDelivery.delivered_at.is_(None),
                LogoutDelivery.failed_at.is_(None))
-        .values(next_attempt_at=utcnow() + dt.timedelta(seconds=lease))
+        .values(next_attempt_at=now + dt.timedelta(seconds=lease))
         .execution_options(synchronize_session=False))
     session.commit()
     return result.rowcount == 1
@@ -349,13 +358,23 @@ def deliver_one(session: Session, delivery_id: int, settings: dict[str, Any],
 def deliver_pending(session: Session, settings: dict[str, Any], *,
                     ids: Sequence[int] | None = None, include_not_due: bool = False,
                     limit: int = 500) -> DeliveryReport:
-    """Deliver the given deliveries, or every due one (all pending with ``include_not_due``)."""
-    stmt = select(LogoutDelivery.id).where(LogoutDelivery.delivered_at.is_(None),
-                                           LogoutDelivery.failed_at.is_(None))
+    """Deliver the given deliveries, or every due one.
+
+    ``include_not_due`` (operator override, ``logout deliver --all``) first makes every pending
+    delivery due, waiting backoffs included; a delivery in flight at that moment may then be
+    sent twice, which a portal must tolerate anyway (it just ends no session the second time).
+    """
+    pending = (LogoutDelivery.delivered_at.is_(None), LogoutDelivery.failed_at.is_(None))
+    if include_not_due:
+        now = utcnow()
+        session.execute(update(LogoutDelivery)
+                        .where(*pending, LogoutDelivery.next_attempt_at > now)
+                        .values(next_attempt_at=now)
+                        .execution_options(synchronize_session=False))
+        session.commit()
+    stmt = select(LogoutDelivery.id).where(*pending, LogoutDelivery.next_attempt_at <= utcnow())
     if ids is not None:
         stmt = stmt.where(LogoutDelivery.id.in_(list(ids)))
-    elif not include_not_due:
-        stmt = stmt.where(LogoutDelivery.next_attempt_at <= utcnow())
     stmt = stmt.order_by(LogoutDelivery.next_attempt_at, LogoutDelivery.id).limit(limit)
     found = list(session.scalars(stmt))
     session.commit()
