@@ -51,12 +51,13 @@ def _email_field(label: Any) -> EmailField:
     ])
 
 
-def _new_password_fields() -> tuple[PasswordField, PasswordField]:
-    password = PasswordField(_l("New password"), validators=[
+def _new_password_fields(label: Any = None,
+                         confirm_label: Any = None) -> tuple[PasswordField, PasswordField]:
+    password = PasswordField(label or _l("New password"), validators=[
         _required(),
         Length(max=PASSWORD_INPUT_MAX, message=_l("Use at most %(max)d characters.")),
     ])
-    confirm = PasswordField(_l("Repeat the new password"), validators=[
+    confirm = PasswordField(confirm_label or _l("Repeat the new password"), validators=[
         _required(),
         EqualTo("password", message=_l("The two passwords do not match.")),
     ])
@@ -89,7 +90,7 @@ class RegistrationForm(FlaskForm):
         _required(), Length(max=NAME_MAX, message=_l("Use at most %(max)d characters."))])
     family_name = StringField(_l("Family name"), filters=[_strip], validators=[
         _required(), Length(max=NAME_MAX, message=_l("Use at most %(max)d characters."))])
-    password, password_confirm = _new_password_fields()
+    password, password_confirm = _new_password_fields(_l("Password"), _l("Repeat the password"))
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)

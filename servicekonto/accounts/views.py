@@ -129,6 +129,37 @@ def _check_current_password(user: User, password: str) -> bool:
     return ok
 
 
+def _end_login() -> None:
+    """Log the browser out, then commit: ``end()`` signals ``logged_out`` and the provider
+    queues back-channel logouts and revokes the session's tokens in ``db.session``."""
+    login_session.end()
+    db.session.commit()
+
+
+def _end_sessions(user_id: int, keep: str | None = None, end_current: bool = False) -> None:
+    """End every session of ``user_id`` except ``keep`` (after a password reset or change);
+    with ``end_current`` the browser's own session ends as well, whoever it belongs to.
+
+    Each ended login is announced with ``login_session.logged_out`` like a normal logout, so
+    the provider can tell the portals of that session (back-channel logout) in this commit.
+    The store is changed first: on SQLite the request's transaction must not hold the write
+    lock while the session store (its own connection) deletes.
+    """
+    store = current_app.extensions["servicekonto.session_store"]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    current_key = getattr(session, "key", None)
+    if end_current and current_user.is_authenticated:
+        keep = current_key  # ended (and announced) by login_session.end() below
+    ended = store.delete_for_user(user_id, keep=keep)
+    if end_current and current_user.is_authenticated:
+        login_session.end()
+    for record_ in ended:
+        sid = (record_.data.get("auth") or {}).get("sid")
+        if sid:
+            login_session.logged_out.send(app, user_id=user_id, sid=sid)
+    db.session.commit()
+
+
 def _limit(spec: str, scope: str, key: str) -> None:
     try:
         rate_limits.require(spec, scope, key)
@@ -196,8 +227,7 @@ def logout() -> Any:
             user = _user()
             record(db.session, AuditTag.ACCOUNT_LOGOUT, actor=f"citizen:{user.id}",
                    subject_user_id=user.id)
-            db.session.commit()
-        login_session.end()
+        _end_login()
         return render_template("accounts/logged_out.html")
     return render_template("accounts/logout.html", form=form)
 
@@ -284,8 +314,7 @@ def change_password() -> Any:
                 form.password.errors.extend(exc.problems)
             else:
                 db.session.commit()
-                store = current_app.extensions["servicekonto.session_store"]
-                store.delete_for_user(user.id, keep=getattr(session, "key", None))
+                _end_sessions(user.id, keep=getattr(session, "key", None))
                 session.rotate()  # type: ignore[attr-defined]
                 _send(user.email, "password_changed", user.locale, user=user,
                       reset_link=_link("accounts.forgot_password"))
@@ -391,9 +420,8 @@ def reset_password(token: str) -> Any:
             db.session.rollback()
             form.password.errors.extend(exc.problems)
         else:
-            current_app.extensions["servicekonto.session_store"].delete_for_user(user.id)
-            if current_user.is_authenticated:
-                login_session.end()
+            # every session of the account ends, and whoever is logged in in this browser too
+            _end_sessions(user.id, end_current=True)
             _send(user.email, "password_changed", user.locale, user=user,
                   reset_link=_link("accounts.forgot_password"))
             return render_template("accounts/reset_done.html")
