@@ -23,6 +23,10 @@ def _servicekonto() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "servicekonto.cli"]
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(processes: list[subprocess.Popen]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -44,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
 
+    # Ctrl+C or SIGTERM (kill, systemd, a CI runner) both end up in the cleanup below, even
+    # when started from a shell that set SIGINT to "ignored" for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+
     portals = [subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "demo.portals", "--name", name, "--port", str(spec.port),
          "--config", str(config)], env=env, cwd=root) for name, spec in PORTALS.items()]
@@ -56,14 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return provider.wait()
     except KeyboardInterrupt:
-        provider.send_signal(signal.SIGINT)
-        try:
-            provider.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            provider.kill()
         return 0
     finally:
-        _stop(portals + [provider])
+        _stop([provider, *portals])
 
 
 if __name__ == "__main__":
