@@ -17,11 +17,11 @@ Private keys are stored as PKCS#8 DER encrypted with AES-256-GCM under the key-e
 cannot be moved to another row. A wrong KEK fails with :class:`KeyEncryptionError`.
 
 Performance: :class:`KeyRing` (one per app) keeps the key metadata in memory and re-checks a
-cheap fingerprint of the table (count, newest created_at/retired_at/not_before) at most every
-``KEYSET_RECHECK_SECONDS``; decrypted private keys are cached by kid for the life of the process
-(a kid never changes its key). Time-based transitions (a pending key starting to sign, a retired
-key leaving the JWKS) are computed from the cached metadata on every call, so they need no
-reload.
+cheap fingerprint of the table (id and life-cycle timestamps of every key, no key material) at
+most every ``KEYSET_RECHECK_SECONDS``; decrypted private keys are cached by kid for the life of
+the process (a kid never changes its key). Time-based transitions (a pending key starting to
+sign, a retired key leaving the JWKS) are computed from the cached metadata on every call, so
+they need no reload.
 
 Example::
 
@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, current_app
 from joserfc.jwk import ECKey, OKPKey, RSAKey
-from sqlalchemy import delete, func, inspect, select, text
+from sqlalchemy import delete, inspect, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
@@ -214,11 +214,11 @@ class KeyRing:
 
     @staticmethod
     def _fingerprint_of(session: Session) -> tuple[Any, ...]:
-        row = session.execute(select(
-            func.count(SigningKey.id), func.max(SigningKey.id), func.max(SigningKey.created_at),
-            func.max(SigningKey.retired_at), func.max(SigningKey.not_before),
-            func.max(SigningKey.unpublish_at))).one()
-        return tuple(row)
+        """The life-cycle columns of every key: small, and any change by any instance shows."""
+        rows = session.execute(select(
+            SigningKey.id, SigningKey.not_before, SigningKey.retired_at, SigningKey.unpublish_at,
+        ).order_by(SigningKey.id)).all()
+        return tuple(tuple(row) for row in rows)
 
     def invalidate(self) -> None:
         with self._lock:
@@ -481,7 +481,16 @@ def init_keys(app: Flask, *, eager: bool | None = None) -> None:
     migrated yet is tolerated (keys are then created on first use, as always in tests).
     """
     from oidc.jwks import bp
+    from servicekonto.settings import SettingsError
 
+    settings = app.config["SERVICEKONTO"]
+    try:
+        for alg in settings["id_token_signing_algs"]:
+            _check_alg(alg, settings)
+    except SigningKeyError as exc:
+        raise SettingsError(f"id_token_signing_algs: {exc}") from None
+    if not settings["id_token_signing_algs"]:
+        raise SettingsError("id_token_signing_algs must name at least one algorithm (RS256)")
     if "oidc_keys" not in app.blueprints:
         app.register_blueprint(bp)
     keyring(app)

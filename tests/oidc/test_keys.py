@@ -333,3 +333,31 @@ def test_key_rows_count(engine, ctx):
     ensure_signing_keys(ctx)
     with Session(engine) as session:
         assert session.scalar(select(func.count(SigningKey.id))) == 3
+
+
+def test_other_instances_see_an_early_retirement(app, ctx, monkeypatch, migrated_database,
+                                                 tmp_path, mailbox):
+    """A change that keeps every count and maximum (an early retire) is still noticed."""
+    old_kid, _ = signing_key("ES256")
+    pending = rotate("ES256")  # schedules the old key's retirement for later
+    other = create_app({**base_settings(migrated_database, tmp_path / "instance", mailbox),
+                        "key_encryption_key": app.config["SERVICEKONTO"]["key_encryption_key"]})
+    try:
+        with other.app_context():
+            retire(pending.kid)  # withdrawn: the old key keeps signing
+    finally:
+        other.extensions["servicekonto.db"].engine.dispose()
+    monkeypatch.setattr(keys_module, "KEYSET_RECHECK_SECONDS", 0)
+    seen = {i.kid: i for i in keyring(app).infos()}
+    assert seen[pending.kid].retired_at is not None
+    assert seen[old_kid].retired_at is None
+    at(monkeypatch, pending.not_before + dt.timedelta(seconds=1))
+    assert signing_key("ES256")[0] == old_kid
+
+
+def test_unsupported_configured_algorithm_is_a_settings_error(app):
+    from servicekonto.settings import SettingsError
+
+    app.config["SERVICEKONTO"]["id_token_signing_algs"] = ["RS256", "HS256"]
+    with pytest.raises(SettingsError, match="HS256"):
+        init_keys(app)
