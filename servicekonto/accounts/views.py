@@ -21,7 +21,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
@@ -119,11 +119,11 @@ def _check_current_password(user: User, password: str) -> bool:
     try:
         ok = authentication.check_current_password(db.session, user, password, ip=_ip())
     except authentication.LoginBlocked as exc:
-        raise TooManyAttempts(exc.retry_after) from None
+        raise _too_many(exc.retry_after) from None
     except authentication.LoginFailed as exc:
         db.session.commit()
         _lock_notice(exc.user)
-        raise TooManyAttempts(exc.retry_after or 60) from None
+        raise _too_many(exc.retry_after or 60) from None
     if not ok:
         db.session.commit()  # keep the failure's audit event
     return ok
@@ -160,11 +160,20 @@ def _end_sessions(user_id: int, keep: str | None = None, end_current: bool = Fal
     db.session.commit()
 
 
+def _too_many(retry_after: int) -> TooManyAttempts:
+    """The 429 answer, saying how long to wait (the same for every address: no enumeration)."""
+    minutes = max(1, -(-int(retry_after) // 60))
+    return TooManyAttempts(retry_after, ngettext(
+        "Too many attempts. For your protection, please try again in %(num)d minute.",
+        "Too many attempts. For your protection, please try again in %(num)d minutes.",
+        minutes))
+
+
 def _limit(spec: str, scope: str, key: str) -> None:
     try:
         rate_limits.require(spec, scope, key)
     except rate_limits.RateLimited as exc:
-        raise TooManyAttempts(exc.retry_after) from None
+        raise _too_many(exc.retry_after) from None
 
 
 _LINK_HELP = {
@@ -203,13 +212,13 @@ def login() -> Any:
             user = authentication.authenticate(db.session, form.email.data,
                                                form.password.data, ip=_ip())
         except authentication.LoginBlocked as exc:
-            raise TooManyAttempts(exc.retry_after) from None
+            raise _too_many(exc.retry_after) from None
         except authentication.LoginFailed as exc:
             db.session.commit()  # the failure (and lock) audit events
             if exc.newly_locked:
                 _lock_notice(exc.user)
             if exc.retry_after:
-                raise TooManyAttempts(exc.retry_after) from None
+                raise _too_many(exc.retry_after) from None
             form.form_errors.append(_("The e-mail address or the password is wrong."))
         else:
             db.session.commit()

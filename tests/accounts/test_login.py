@@ -150,7 +150,7 @@ def test_account_lockout_sends_one_mail_and_answers_429(strict, client, outbox):
     locked = login(client, user.email, "wrong-3-password")
     assert locked.status_code == 429
     assert int(locked.headers["Retry-After"]) > 0
-    assert "später" in text(locked)
+    assert "versuchen Sie es bitte in 15 Minuten erneut" in text(locked)
     # even the right password is refused while locked, and no more mails go out
     for password in ("wrong-4-password", PASSWORD):
         again = login(client, user.email, password)
