@@ -347,3 +347,23 @@ def test_jti_table_rows_are_hashed(app, http):
     with Session(app.extensions["servicekonto.db"].engine) as session:
         assert session.scalar(select(func.count()).select_from(UsedAssertion)) == 1
         assert jti not in session.scalar(select(UsedAssertion.jti_hash))
+
+
+def test_the_providers_token_endpoint_accepts_private_key_jwt(app):
+    """The same method wired into the real server by init_oidc (aud = {issuer}/token)."""
+    if "oidc.token" not in app.view_functions:
+        pytest.skip("the provider's token endpoint is not registered")
+    key = new_key()
+    client_id, _ = register(app, auth_method="private_key_jwt", jwks=public_set(key))
+    http = app.test_client()
+    signed = assertion(key, client_id, issuer(app) + "/token")
+    response = http.post("/token", data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed})
+    assert response.status_code == 200, response.json
+    replay = http.post("/token", data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed})
+    assert replay.json["error"] == "invalid_client"
