@@ -47,7 +47,7 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
             return value.strip().lower() in _TRUE
         raise SettingsError(f"{source}: {key} must be a boolean, got {value!r}")
     if isinstance(default, int):
-        if isinstance(value, bool):
+        if isinstance(value, bool | float):  # int(1.5) would silently become 1
             raise SettingsError(f"{source}: {key} must be an integer, got {value!r}")
         try:
             return int(value)

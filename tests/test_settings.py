@@ -126,6 +126,8 @@ def test_environment_type_errors(key, value, kind):
     ({"trusted_proxies": True}, "integer"),
     ({"locales": ["de", 3]}, "list of strings"),
     ({"debug": "perhaps"}, "boolean"),
+    ({"session_idle_minutes": 1.5}, "integer"),
+    ({"session_idle_minutes": "90 minutes"}, "integer"),
 ])
 def test_override_type_errors(overrides, kind):
     with pytest.raises(SettingsError, match=kind):
