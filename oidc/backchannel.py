@@ -135,9 +135,12 @@ def _commit_orphaned_deliveries(response: Response) -> Response:
     The account pages commit their audit event and then call ``login_session.end()``; the rows
     the signal added would otherwise be rolled back when the request ends.
     """
-    from servicekonto.db import db
+    from servicekonto.db import get_db
 
-    session = db.session
+    scoped = get_db()._scoped
+    if scoped is None or not scoped.registry.has():  # this request used no database session
+        return response
+    session = scoped()
     if session.info.get(_PENDING_IDS):
         try:
             session.commit()
