@@ -46,6 +46,7 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, select
 from werkzeug.datastructures import MultiDict
 
 from oidc import claims as claims_mod
@@ -64,6 +65,7 @@ from servicekonto.accounts.models import User
 from servicekonto.accounts.trust_levels import rank
 from servicekonto.audit import AuditTag, record
 from servicekonto.consent import service as consent_service
+from servicekonto.consent.models import Consent
 from servicekonto.db import db, utcnow
 from servicekonto.settings import current_settings
 
@@ -447,11 +449,25 @@ def _current_user() -> User | None:
     return current_user._get_current_object()  # type: ignore[attr-defined]
 
 
+def _user_and_consent(auth: login_session.AuthState | None,
+                      client: Client) -> tuple[User | None, Consent | None]:
+    """The signed-in citizen and their consent for ``client`` in one query (hot path)."""
+    if auth is None:
+        return None, None
+    row = db.session.execute(
+        select(User, Consent)
+        .outerjoin(Consent, and_(Consent.user_id == User.id, Consent.client_pk == client.id))
+        .where(User.id == auth.user_id)).first()
+    if row is None or row[0].is_disabled:
+        return None, None
+    return row[0], row[1]
+
+
 def _decide(client: Client, areq: AuthRequest, pending_id: str | None) -> Response:
     if areq.lang and session.get("lang") != areq.lang:
         session["lang"] = areq.lang
     auth = login_session.current_auth()
-    user = _current_user() if auth else None
+    user, consent = _user_and_consent(auth, client)
     none = "none" in areq.prompt
     if auth is None or user is None:
         if none:
@@ -490,7 +506,6 @@ def _decide(client: Client, areq: AuthRequest, pending_id: str | None) -> Respon
                         status=403, mimetype="text/html")
 
     wanted = claims_mod.consent_claims(areq.scope, areq.claims_request)
-    consent = consent_service.load(db.session, user.id, client.id)
     if "consent" in areq.prompt or not consent_service.is_covered(consent, areq.scopes, wanted):
         if none:
             raise _error("consent_required", "The citizen has not consented yet.")

@@ -32,7 +32,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 from joserfc import jwt
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 from oidc import claims as claims_mod
 from oidc import pkce, tokens
@@ -40,7 +40,7 @@ from oidc.models import AuthorizationCode, Client, Token
 from oidc.server import issuer, subject_for
 from servicekonto.accounts.models import User
 from servicekonto.audit import AuditTag, record
-from servicekonto.consent import service as consent_service
+from servicekonto.consent.models import Consent
 from servicekonto.db import db, utcnow
 from servicekonto.settings import current_settings
 
@@ -62,11 +62,18 @@ def _check_grant_type(client: Client, grant_type: str) -> None:
         raise UnauthorizedClientError(f"The client may not use grant_type={grant_type}.")
 
 
-def _live_user(user_id: int | None) -> User:
-    user = db.session.get(User, user_id) if user_id is not None else None
-    if user is None or user.is_disabled:
+def _user_and_grant(user_id: int | None, client: Client) -> tuple[User, list[str]]:
+    """The citizen and the claims they consented to for ``client``: one query."""
+    row = None
+    if user_id is not None:
+        row = db.session.execute(
+            select(User, Consent.granted_claims)
+            .outerjoin(Consent, and_(Consent.user_id == User.id,
+                                     Consent.client_pk == client.id))
+            .where(User.id == user_id)).first()
+    if row is None or row[0].is_disabled:
         raise InvalidGrantError("The account no longer exists or is disabled.")
-    return user
+    return row[0], list(row[1] or [])
 
 
 def signing_key_for(client: Client) -> tuple[str, str, Any]:
@@ -118,11 +125,6 @@ def _token_body(access: str, refresh: str | None, scope: str, expires_in: int,
     if id_tok:
         body["id_token"] = id_tok
     return body
-
-
-def _granted_claims(user_id: int, client: Client) -> list[str]:
-    consent = consent_service.load(db.session, user_id, client.id)
-    return list(consent.granted_claims or []) if consent else []
 
 
 def _audit_release(client: Client, user_id: int, names: list[str], via: str) -> None:
@@ -178,7 +180,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if claimed.rowcount != 1:  # a parallel request redeemed it first
             db.session.rollback()
             self._replayed(client, row)
-        user = _live_user(row.user_id)
+        user, granted = _user_and_grant(row.user_id, client)
         settings = current_settings()
         scopes = row.scope.split()
         grant_types = client.grant_types or []
@@ -189,7 +191,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             grant_type=self.GRANT_TYPE, with_refresh=with_refresh, settings=settings,
             claims_request=row.claims_request, authorization_code_id=row.id, sid=row.sid,
             auth_time=row.auth_time, acr=row.acr, amr=row.amr)
-        granted = _granted_claims(user.id, client)
         id_tok, names = id_token(client, user, access_token=access, auth_time=row.auth_time,
                                  acr=row.acr, amr=row.amr, sid=row.sid, nonce=row.nonce,
                                  claims_request=row.claims_request, granted=granted,
@@ -254,7 +255,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if rotated.rowcount != 1:  # used in parallel: a reuse
             db.session.rollback()
             self._reused(client, old)
-        user = _live_user(old.user_id)
+        user, granted = _user_and_grant(old.user_id, client)
         settings = current_settings()
         token, access, refresh = tokens.issue(
             db.session, client=client, user_id=user.id, scope=scope,
@@ -265,7 +266,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             refresh_expires_at=old.refresh_expires_at)
         id_tok = None
         if signing is not None:
-            granted = _granted_claims(user.id, client)
             id_tok, names = id_token(client, user, access_token=access,
                                      auth_time=old.auth_time, acr=old.acr, amr=old.amr,
                                      sid=old.sid, nonce=None,

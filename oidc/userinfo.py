@@ -10,16 +10,16 @@ withdrawn consent takes effect at once. A bad, expired or revoked token gets 401
 from __future__ import annotations
 
 from flask import Response, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from oidc import claims as claims_mod
 from oidc import tokens
 from oidc.errors import JsonError, json_response
-from oidc.models import Token
+from oidc.models import Client, ClientStatus, Token
 from oidc.server import subject_for
 from servicekonto.accounts.models import User
 from servicekonto.audit import AuditTag, record
-from servicekonto.consent import service as consent_service
+from servicekonto.consent.models import Consent
 from servicekonto.db import db
 
 
@@ -45,23 +45,26 @@ def _bearer() -> str:
 def userinfo() -> Response:
     try:
         value = _bearer()
-        row = db.session.scalar(select(Token).where(
-            Token.access_token_hash == tokens.hash_token(value)))
-        if not tokens.is_access_active(row) or row is None or row.user_id is None:
+        # One query: the token with its client, citizen and consent (hot path).
+        found = db.session.execute(
+            select(Token, Client, User, Consent.granted_claims)
+            .join(Client, Client.id == Token.client_pk)
+            .join(User, User.id == Token.user_id)
+            .outerjoin(Consent, and_(Consent.user_id == Token.user_id,
+                                     Consent.client_pk == Token.client_pk))
+            .where(Token.access_token_hash == tokens.hash_token(value))).first()
+        if found is None or not tokens.is_access_active(found[0]):
             raise JsonError("invalid_token", "The access token is invalid, expired or revoked.",
                             401, bearer=True)
+        row, client, user, granted = found
         if "openid" not in row.scope.split():
             raise JsonError("insufficient_scope", "The token was not issued for openid.", 403,
                             bearer=True)
-        user = db.session.get(User, row.user_id)
-        if user is None or user.is_disabled:
-            raise JsonError("invalid_token", "The account is no longer available.", 401,
-                            bearer=True)
+        if user.is_disabled or client.status != ClientStatus.ACTIVE:
+            raise JsonError("invalid_token", "The account or portal is no longer available.",
+                            401, bearer=True)
     except JsonError as exc:
         return json_response(exc)
-    client = row.client
-    consent = consent_service.load(db.session, user.id, client.id)
-    granted = consent.granted_claims if consent else []
     names = claims_mod.userinfo_claims(row.scope, row.claims_request, granted or [])
     values = claims_mod.claim_values(user, names)
     body = {"sub": subject_for(client, user.id), **values}
