@@ -207,6 +207,8 @@ def login() -> Any:
     hint = request.args.get("login_hint", "")
     if request.method == "GET" and hint:
         form.email.data = hint.strip()[:EMAIL_MAX]
+    elif request.method == "GET" and current_user.is_authenticated:
+        form.email.data = _user().email  # reauth: confirm the same account
     if form.validate_on_submit():
         try:
             user = authentication.authenticate(db.session, form.email.data,

@@ -128,6 +128,7 @@ def test_reauth_shows_the_form_and_establishes_a_fresh_login(app, client):
     cookie = session_cookie(client)
     page = client.get("/login?reauth=1&next=/account")
     assert page.status_code == 200
+    assert form_of(page)["fields"]["email"] == user.email
     assert "geben Sie Ihr Passwort erneut ein" in text(page)
     response = login(client, user.email, url="/login?reauth=1&next=/account")
     assert response.status_code == 302
