@@ -258,9 +258,11 @@ def _hint_subject(token: str, client: Client) -> str:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
         raise _error("invalid_request", "id_token_hint is not a JWT.") from None
+    if not isinstance(claims, dict):
+        raise _error("invalid_request", "id_token_hint is not a JWT.")
     aud = claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]
-    if (not isinstance(claims, dict) or claims.get("iss") != issuer()
+    if (claims.get("iss") != issuer()
             or client.client_id not in auds or not isinstance(claims.get("sub"), str)):
         raise _error("invalid_request", "id_token_hint was not issued to this client.")
     return claims["sub"]

@@ -79,13 +79,14 @@ def metadata() -> dict[str, Any]:
         "frontchannel_logout_supported": False,
     }
     if "private_key_jwt" in methods:
-        jwt_algs = ["RS256", "PS256", "ES256"]
-        doc["token_endpoint_auth_signing_alg_values_supported"] = jwt_algs
+        from oidc.client_auth import ASSERTION_ALGORITHMS
+
+        doc["token_endpoint_auth_signing_alg_values_supported"] = list(ASSERTION_ALGORITHMS)
+    confidential = [m for m in methods if m != "none"]  # what oidc/token_management accepts
     if doc["revocation_endpoint"]:
-        doc["revocation_endpoint_auth_methods_supported"] = methods
+        doc["revocation_endpoint_auth_methods_supported"] = confidential
     if doc["introspection_endpoint"]:
-        doc["introspection_endpoint_auth_methods_supported"] = [m for m in methods
-                                                                if m != "none"]
+        doc["introspection_endpoint_auth_methods_supported"] = confidential
     for name in ("end_session_endpoint", "revocation_endpoint", "introspection_endpoint"):
         if doc[name] is None:
             doc.pop(name)

@@ -31,9 +31,30 @@ def test_prompt_login_forces_password_once(provider: Provider) -> None:
     claims = provider.id_claims(token["id_token"])
     assert time.time() - claims["auth_time"] < 2
 
-    browser.pages.clear()
-    provider.login_flow(portal, browser, email=None, prompt="select_account",
-                        login_hint=email) if False else None
+
+def test_select_account_is_a_new_login(provider: Provider) -> None:
+    """One account per browser session: select_account shows the login form (reauth)."""
+    email = provider.citizen()
+    portal = provider.portal()
+    browser = provider.browser()
+    provider.login_flow(portal, browser, email)
+    time.sleep(1.1)
+    rp = provider.rp(portal)
+    url, _state, _ = provider.authorization_url(rp, prompt="select_account")
+    first = browser.http.get(url, allow_redirects=False)
+    assert "reauth=1" in first.headers["Location"]
+    assert "code" in browser.go(url, email=email).params
+
+
+def test_ui_locales_english_consent_page(provider: Provider) -> None:
+    email = provider.citizen()
+    portal = provider.portal()
+    browser = provider.browser()
+    rp = provider.rp(portal)
+    url, _state, _ = provider.authorization_url(rp, ui_locales="en")
+    landing = browser.go(url, email=email, consent=None)
+    assert "Agree and continue" in landing.response.text
+    assert "E-mail address" in landing.response.text
 
 
 def test_prompt_login_without_a_second_login_does_not_loop(provider: Provider) -> None:
