@@ -80,3 +80,30 @@ def refuse(session: Session, *, user_id: int, client: Client, scopes: Iterable[s
            subject_user_id=user_id, client_id=client.client_id,
            details={"scopes": sorted(scopes), "claims": sorted(claims)})
     return consent
+
+
+def withdraw(session: Session, *, user_id: int, client: Client, actor: str | None = None) -> int:
+    """Withdraw everything the citizen granted ``client``: empty the grant lists, revoke the
+    portal's tokens for the citizen at once, audit it. Returns how many tokens were revoked.
+
+    The caller commits, then may notify the portal (back-channel logout).
+    """
+    from sqlalchemy import update
+
+    from oidc.models import Token
+
+    consent = load(session, user_id, client.id)
+    previous_scopes = list(consent.granted_scopes or []) if consent else []
+    previous_claims = list(consent.granted_claims or []) if consent else []
+    if consent is not None:
+        consent.granted_scopes = []
+        consent.granted_claims = []
+    revoked = session.execute(
+        update(Token).where(Token.user_id == user_id, Token.client_pk == client.id,
+                            Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    record(session, AuditTag.CONSENT_WITHDRAWN, actor=actor or f"citizen:{user_id}",
+           subject_user_id=user_id, client_id=client.client_id,
+           details={"scopes": previous_scopes, "claims": previous_claims,
+                    "tokens_revoked": revoked or 0})
+    return revoked or 0

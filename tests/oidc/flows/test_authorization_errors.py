@@ -33,6 +33,11 @@ def test_unknown_client_gets_html_and_no_redirect(provider: Provider) -> None:
     assert "Location" not in response.headers
     assert response.headers["Content-Type"].startswith("text/html")
     assert "evil.example" not in response.text
+    assert "Anmeldeanfrage" in response.text  # German by default
+    english = requests.get(_url(provider, response_type="code", client_id="nobody",
+                                redirect_uri="https://evil.example/cb", scope="openid"),
+                           allow_redirects=False, headers={"Accept-Language": "en"})
+    assert "sign-in request" in english.text
 
 
 def test_unregistered_redirect_uri_gets_html_and_no_redirect(provider: Provider) -> None:

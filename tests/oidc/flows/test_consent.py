@@ -93,3 +93,23 @@ def test_tampered_or_expired_pending_id(provider: Provider) -> None:
                               allow_redirects=False)
     assert resume.status_code == 400
     assert urlencode  # keep import
+
+
+def test_withdrawal_revokes_tokens_and_asks_again(provider: Provider) -> None:
+    from oidc.clients import require_client
+    from servicekonto.consent import service
+    from servicekonto.db import db
+
+    email = provider.citizen()
+    portal = provider.portal()
+    browser = provider.browser()
+    token, rp, _ = provider.login_flow(portal, browser, email)
+    assert rp.get(provider.base + "/userinfo").status_code == 200
+    with provider.app.app_context():
+        client = require_client(db.session, portal.client_id)
+        assert service.withdraw(db.session, user_id=provider.user_id(email), client=client) == 1
+        db.session.commit()
+    assert rp.get(provider.base + "/userinfo").status_code == 401
+    url, _state, _ = provider.authorization_url(provider.rp(portal), prompt="none")
+    assert browser.go(url).params["error"] == "consent_required"
+    assert provider.audit("consent:grant:withdrawn")[0]["details"]["claims"]
