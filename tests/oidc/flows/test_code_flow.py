@@ -110,3 +110,53 @@ def test_unverified_citizen_is_refused(provider: Provider) -> None:
     landing = browser.go(url + "&prompt=none")
     if landing.url:
         assert landing.params["error"] in ("interaction_required", "login_required")
+
+
+def test_id_token_signed_with_the_portals_algorithm(provider: Provider) -> None:
+    from joserfc import jws
+
+    email = provider.citizen()
+    browser = provider.browser()
+    for alg in ("ES256", "PS256"):
+        portal = provider.portal(f"Portal {alg}", id_token_signed_response_alg=alg)
+        token, _rp, _ = provider.login_flow(portal, browser, email)
+        header = jws.extract_compact(token["id_token"].encode()).protected
+        assert header["alg"] == alg and header["kid"]
+        assert provider.id_claims(token["id_token"])["aud"] == portal.client_id
+        email = None  # signed in already
+
+
+def test_pending_requests_are_capped(provider: Provider) -> None:
+    from oidc.authorize import MAX_PENDING
+
+    email = provider.citizen()
+    portal = provider.portal()
+    browser = provider.browser()
+    rp = provider.rp(portal)
+    resumes = []
+    for _ in range(MAX_PENDING + 1):
+        url, _state, _ = provider.authorization_url(rp)
+        location = browser.http.get(url, allow_redirects=False).headers["Location"]
+        resumes.append(location.split("next=")[1].split("&")[0].replace("%2F", "/"))
+    browser.login(email)
+    oldest = browser.http.get(provider.base + resumes[0], allow_redirects=False)
+    assert oldest.status_code == 400  # dropped: the newest MAX_PENDING are kept
+    assert "code" in browser.go(provider.base + resumes[-1]).params
+
+
+def test_suspended_portal_cannot_redeem(provider: Provider) -> None:
+    from oidc.clients import require_client, set_status
+    from servicekonto.db import db
+
+    email = provider.citizen()
+    portal = provider.portal()
+    rp = provider.rp(portal)
+    url, _state, verifier = provider.authorization_url(rp)
+    code = provider.browser().go(url, email=email).params["code"]
+    with provider.app.app_context():
+        set_status(db.session, require_client(db.session, portal.client_id), "suspended")
+        db.session.commit()
+    response = requests.post(provider.base + "/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": portal.redirect_uri,
+        "code_verifier": verifier}, auth=(portal.client_id, portal.secret))
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
