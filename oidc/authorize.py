@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,9 @@ PROMPTS = {"none", "login", "consent", "select_account"}
 SINGLE = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "prompt",
           "max_age", "response_mode", "code_challenge", "code_challenge_method", "claims",
           "acr_values", "id_token_hint", "login_hint", "ui_locales")
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
 
 @dataclass
@@ -414,8 +418,9 @@ def _consent_page(client: Client, areq: AuthRequest, pending_id: str) -> Respons
     response = Response(body, mimetype="text/html")
     img = "'self' data:"
     if client.logo_uri and client.logo_uri.startswith("https://"):
-        parts = urlsplit(client.logo_uri)
-        img += f" https://{parts.netloc}"
+        netloc = urlsplit(client.logo_uri).netloc
+        if _HOST.match(netloc):
+            img += f" https://{netloc}"
     from servicekonto.web import CONTENT_SECURITY_POLICY
 
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
@@ -513,9 +518,11 @@ def _decide(client: Client, areq: AuthRequest, pending_id: str | None) -> Respon
             raise _error("consent_required", "The citizen has not consented yet.")
         areq.consent_user_id = user.id
         if pending_id is None:
+            # Show the page under its own address, so reloading it or switching the language
+            # (base.html's ?lang= links) keeps the request.
             pending_id = _store(areq)
-        else:
-            _update(pending_id, areq)
+            return redirect(url_for("oidc.resume", pending_id=pending_id), code=302)
+        _update(pending_id, areq)
         return _consent_page(client, areq, pending_id)
     _drop(pending_id)
     return _issue_code(client, areq, auth)
