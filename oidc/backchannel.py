@@ -114,7 +114,11 @@ def _on_logged_out(sender: Any, user_id: int | None = None, sid: str | None = No
         return
     from servicekonto.db import db
 
-    queue_logout(db.session, user_id=int(user_id), sid=sid, app=app)
+    try:
+        queue_logout(db.session, user_id=int(user_id), sid=sid, app=app)
+    except Exception:  # noqa: BLE001 - the citizen's logout must go on regardless
+        db.session.rollback()
+        log.exception("could not queue back-channel logouts for session of user %s", user_id)
 
 
 def _after_commit(session: Session) -> None:

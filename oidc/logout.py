@@ -137,11 +137,11 @@ def _log_out(client: Client | None) -> None:
     auth = login_session.current_auth()
     if auth is None:
         return
+    login_session.end()  # logged_out -> oidc.backchannel.queue_logout in db.session
     record(db.session, AuditTag.OIDC_LOGOUT, actor=f"citizen:{auth.user_id}",
            subject_user_id=auth.user_id, client_id=client.client_id if client else None,
            details={"initiated_by": "client" if client else "citizen"})
-    login_session.end()  # logged_out -> oidc.backchannel.queue_logout in db.session
-    db.session.commit()  # then the delivery thread starts (after_commit)
+    db.session.commit()  # audit, revocations and deliveries together; then delivery starts
 
 
 def _hint_matches_session(req: EndSessionRequest, auth: Any) -> bool:

@@ -303,3 +303,19 @@ def test_concurrent_workers_deliver_once(provider, receiver):
         t.join(30)
     assert len(receiver.received) == 1
     assert sum(len(r.delivered) for r in reports) == 1
+
+
+def test_a_failure_while_queueing_never_blocks_the_logout(provider, receiver, monkeypatch):
+    email = provider.citizen()
+    browser = provider.browser()
+    portal = _portal(provider, "Hundesteuer", receiver.url("hund"))
+    token, _, _ = provider.login_flow(portal, browser, email)
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("subject service down")
+
+    monkeypatch.setattr("oidc.subjects.subject_for", broken)
+    assert _end_session(browser, token).status_code == 302
+    assert not _logged_in(browser)
+    assert len(provider.audit(str(AuditTag.OIDC_LOGOUT))) == 1
+    assert _deliveries(provider) == []
