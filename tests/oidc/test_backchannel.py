@@ -319,3 +319,26 @@ def test_a_failure_while_queueing_never_blocks_the_logout(provider, receiver, mo
     assert not _logged_in(browser)
     assert len(provider.audit(str(AuditTag.OIDC_LOGOUT))) == 1
     assert _deliveries(provider) == []
+
+
+def test_queue_logout_for_one_portal_without_a_session(provider, receiver):
+    """What consent withdrawal uses: a logout token with sub only, after the caller commits."""
+    from oidc.backchannel import queue_logout
+    from oidc.models import Client
+    from servicekonto.db import db
+
+    email = provider.citizen()
+    portal = _portal(provider, "Wohngeld", receiver.url("wohn"))
+    token, _, _ = provider.login_flow(portal, provider.browser(), email)
+    with provider.app.app_context():
+        client = db.session.scalar(select(Client).where(Client.client_id == portal.client_id))
+        queued = queue_logout(db.session, user_id=provider.user_id(email), sid=None,
+                              clients=[client], revoke_session_tokens=False)
+        assert len(queued) == 1
+        assert receiver.received == []  # nothing is sent before the commit
+        db.session.commit()
+    _wait(provider)
+    [item] = receiver.received
+    _, claims = _verify(provider, item["form"]["logout_token"])
+    assert claims["sub"] == provider.id_claims(token["id_token"])["sub"]
+    assert "sid" not in claims
