@@ -7,6 +7,8 @@ client authentication uses the methods registered there (the portal's own
 
 Rules:
 
+* Public portals (auth method ``none``) may revoke their own tokens with ``client_id`` only;
+  introspection needs an authenticated confidential client.
 * A portal only sees its own tokens. Revoking another portal's token is refused
   (``invalid_grant``, nothing changes); introspecting it answers ``{"active": false}``.
 * An access token and its refresh token share one row: revoking the access token revokes that
@@ -99,26 +101,32 @@ def client_row(client: Any) -> Client | None:
     return _session().scalar(select(Client).where(Client.client_id == client_id))
 
 
-def _methods(server: Any) -> list[str]:
+def _methods(server: Any, allowed: tuple[str, ...]) -> list[str]:
     auth = getattr(server, "_client_auth", None)
     known = getattr(auth, "_methods", None)
     if not known:
         return ["client_secret_basic", "client_secret_post"]
-    return [m for m in AUTH_METHODS if m in known]
+    return [m for m in allowed if m in known]
 
 
 class _ClientAuthMixin:
     server: Any
     ENDPOINT_NAME: str
+    #: Methods tried in order; each client must use its registered one.
+    AUTH_METHODS: tuple[str, ...] = AUTH_METHODS
 
     def authenticate_endpoint_client(self, request: Any) -> Any:  # noqa: ANN401
-        client = self.server.authenticate_client(request, _methods(self.server),
-                                                 self.ENDPOINT_NAME)
+        client = self.server.authenticate_client(
+            request, _methods(self.server, self.AUTH_METHODS), self.ENDPOINT_NAME)
         request.client = client
         return client
 
 
 class ServicekontoRevocation(_ClientAuthMixin, RevocationEndpoint):
+    #: Public clients (PKCE, no secret) may revoke their own tokens with just ``client_id``
+    #: (RFC 7009 section 5); introspection stays for confidential clients.
+    AUTH_METHODS = (*AUTH_METHODS, "none")
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
         return _find(token_string, token_type_hint)
 

@@ -140,3 +140,17 @@ def test_introspection_of_an_active_refresh_token(provider):
     assert body["active"] is True
     assert body["token_type"] == "refresh_token"
     assert body["client_id"] == portal.client_id
+
+
+def test_a_public_client_revokes_with_client_id_but_cannot_introspect(provider):
+    email = provider.citizen()
+    portal = provider.portal("App", auth_method="none")
+    token, _, _ = provider.login_flow(portal, provider.browser(), email)
+    introspected = requests.post(provider.base + "/oauth/introspect", timeout=10, data={
+        "token": token["access_token"], "client_id": portal.client_id})
+    assert introspected.status_code in (400, 401)
+    assert introspected.json()["error"] == "invalid_client"
+    response = requests.post(provider.base + "/oauth/revoke", timeout=10, data={
+        "token": token["access_token"], "client_id": portal.client_id})
+    assert response.status_code == 200
+    assert _userinfo(provider, token["access_token"]).status_code == 401
