@@ -206,3 +206,12 @@ def test_nobody_logged_in_redirects_with_a_valid_hint(provider):
     assert again.status_code == 302
     assert again.headers["Location"] == LOGOUT_TARGET + "?state=x"
     assert len(provider.audit(str(AuditTag.OIDC_LOGOUT))) == 1
+
+
+def test_garbage_hints_are_error_pages(provider):
+    _, _, browser, _ = _setup(provider)
+    for hint in ("garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "x" * 5000):
+        response = _end_session(browser, id_token_hint=hint, post_logout_redirect_uri=LOGOUT_TARGET)
+        assert response.status_code == 400, hint[:20]
+        assert "Location" not in response.headers
+    assert _logged_in(browser)
