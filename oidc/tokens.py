@@ -75,7 +75,7 @@ def issue(session: Session, *, client: Client, user_id: int | None, scope: str,
     refresh, refresh_hash = new_secret() if with_refresh else (None, None)
     row = Token(
         client_pk=client.id, user_id=user_id, access_token_hash=access_hash,
-        refresh_token_hash=refresh_hash, token_type="Bearer", scope=scope,
+        refresh_token_hash=refresh_hash, token_type="Bearer", scope=scope,  # noqa: S106
         claims_request=claims_request, family_id=family_id or secrets.token_hex(16),
         authorization_code_id=authorization_code_id, grant_type=grant_type, sid=sid,
         auth_time=auth_time, acr=acr, amr=amr, issued_at=now,

@@ -22,6 +22,16 @@ from tests.support.forms import parse_forms
 from tests.support.live_server import LiveServer
 
 PASSWORD = "Sonnenblume-Wiesbaden-42"
+TIMEOUT = 30
+
+
+def http_get(url: str, **kwargs: Any) -> requests.Response:
+    """A plain HTTP GET (no cookies kept), with a timeout."""
+    return requests.get(url, timeout=kwargs.pop("timeout", TIMEOUT), **kwargs)
+
+
+def http_post(url: str, **kwargs: Any) -> requests.Response:
+    return requests.post(url, timeout=kwargs.pop("timeout", TIMEOUT), **kwargs)
 
 
 @dataclass
@@ -193,7 +203,7 @@ class Provider:
         return token, rp, landing
 
     def jwks(self) -> KeySet:
-        return KeySet.import_key_set(requests.get(self.base + "/jwks.json").json())
+        return KeySet.import_key_set(http_get(self.base + "/jwks.json").json())
 
     def id_claims(self, id_token: str) -> dict[str, Any]:
         return jwt.decode(id_token, self.jwks(), algorithms=["RS256", "PS256", "ES256",

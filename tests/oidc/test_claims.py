@@ -13,7 +13,8 @@ from servicekonto.accounts.models import User
 
 def _user(**values) -> User:  # noqa: ANN003
     base = {"id": 7, "email": "erika@example.org", "given_name": "Erika",
-            "family_name": "Mustermann", "email_verified_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            "family_name": "Mustermann",
+            "email_verified_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
             "birthdate": dt.date(1964, 8, 12), "street_address": "Heidestraße 17",
             "postal_code": "51147", "locality": "Köln", "country": "DE", "phone_number": None,
             "locale": "de", "updated_at": dt.datetime(2026, 2, 1, tzinfo=dt.UTC)}

@@ -7,9 +7,8 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-import requests
 
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_get
 
 
 def _url(provider: Provider, **params: str) -> str:
@@ -26,7 +25,7 @@ def _base(portal, **extra: str) -> dict[str, str]:  # noqa: ANN001
 
 
 def test_unknown_client_gets_html_and_no_redirect(provider: Provider) -> None:
-    response = requests.get(_url(provider, response_type="code", client_id="nobody",
+    response = http_get(_url(provider, response_type="code", client_id="nobody",
                                  redirect_uri="https://evil.example/cb", scope="openid"),
                             allow_redirects=False, headers={"Accept-Language": "de"})
     assert response.status_code == 400
@@ -34,7 +33,7 @@ def test_unknown_client_gets_html_and_no_redirect(provider: Provider) -> None:
     assert response.headers["Content-Type"].startswith("text/html")
     assert "evil.example" not in response.text
     assert "Anmeldeanfrage" in response.text  # German by default
-    english = requests.get(_url(provider, response_type="code", client_id="nobody",
+    english = http_get(_url(provider, response_type="code", client_id="nobody",
                                 redirect_uri="https://evil.example/cb", scope="openid"),
                            allow_redirects=False, headers={"Accept-Language": "en"})
     assert "sign-in request" in english.text
@@ -42,13 +41,14 @@ def test_unknown_client_gets_html_and_no_redirect(provider: Provider) -> None:
 
 def test_unregistered_redirect_uri_gets_html_and_no_redirect(provider: Provider) -> None:
     portal = provider.portal()
-    for uri in ("https://evil.example/cb", portal.redirect_uri + "/x", portal.redirect_uri + "?a=1"):
-        response = requests.get(_url(provider, **_base(portal, redirect_uri=uri)),
+    for uri in ("https://evil.example/cb", portal.redirect_uri + "/x",
+                portal.redirect_uri + "?a=1"):
+        response = http_get(_url(provider, **_base(portal, redirect_uri=uri)),
                                 allow_redirects=False)
         assert response.status_code == 400 and "Location" not in response.headers
     missing = _base(portal)
     del missing["redirect_uri"]
-    response = requests.get(_url(provider, **missing), allow_redirects=False)
+    response = http_get(_url(provider, **missing), allow_redirects=False)
     assert response.status_code == 400 and "Location" not in response.headers
 
 
@@ -60,7 +60,7 @@ def test_suspended_client_gets_html(provider: Provider) -> None:
     with provider.app.app_context():
         set_status(db.session, require_client(db.session, portal.client_id), "suspended")
         db.session.commit()
-    response = requests.get(_url(provider, **_base(portal)), allow_redirects=False)
+    response = http_get(_url(provider, **_base(portal)), allow_redirects=False)
     assert response.status_code == 400 and "Location" not in response.headers
 
 
@@ -84,7 +84,7 @@ def test_suspended_client_gets_html(provider: Provider) -> None:
 ])
 def test_errors_go_back_to_the_client(provider: Provider, extra: dict, error: str) -> None:
     portal = provider.portal()
-    response = requests.get(_url(provider, **_base(portal, **extra)), allow_redirects=False)
+    response = http_get(_url(provider, **_base(portal, **extra)), allow_redirects=False)
     assert response.status_code == 302, response.text
     landing = provider.browser().go(_url(provider, **_base(portal, **extra)))
     assert landing.url.startswith(portal.redirect_uri)

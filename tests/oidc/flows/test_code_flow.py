@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import time
 
-import requests
-
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_post
 
 
 def test_full_code_flow_with_id_token_and_userinfo(provider: Provider) -> None:
@@ -56,20 +54,20 @@ def test_token_response_headers(provider: Provider) -> None:
     rp = provider.rp(portal)
     url, _state, verifier = provider.authorization_url(rp)
     landing = browser.go(url, email=email)
-    response = requests.post(provider.base + "/token", data={
+    response = http_post(provider.base + "/token", data={
         "grant_type": "authorization_code", "code": landing.params["code"],
         "redirect_uri": portal.redirect_uri, "code_verifier": verifier,
     }, auth=(portal.client_id, portal.secret))
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
-    bad = requests.post(provider.base + "/token", data={"grant_type": "authorization_code",
+    bad = http_post(provider.base + "/token", data={"grant_type": "authorization_code",
                                                         "code": "nope",
                                                         "redirect_uri": portal.redirect_uri},
                         auth=(portal.client_id, portal.secret))
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
     assert bad.headers["Cache-Control"] == "no-store"
-    wrong_secret = requests.post(provider.base + "/token", data={
+    wrong_secret = http_post(provider.base + "/token", data={
         "grant_type": "authorization_code", "code": "x", "redirect_uri": portal.redirect_uri},
         auth=(portal.client_id, "wrong"))
     assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
@@ -157,7 +155,7 @@ def test_suspended_portal_cannot_redeem(provider: Provider) -> None:
     with provider.app.app_context():
         set_status(db.session, require_client(db.session, portal.client_id), "suspended")
         db.session.commit()
-    response = requests.post(provider.base + "/token", data={
+    response = http_post(provider.base + "/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": portal.redirect_uri,
         "code_verifier": verifier}, auth=(portal.client_id, portal.secret))
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"

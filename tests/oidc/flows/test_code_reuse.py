@@ -8,7 +8,7 @@ import datetime as dt
 import requests
 from sqlalchemy import update
 
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_get, http_post
 
 
 def _code(provider: Provider, portal, email):  # noqa: ANN001, ANN202
@@ -19,7 +19,7 @@ def _code(provider: Provider, portal, email):  # noqa: ANN001, ANN202
 
 
 def _redeem(provider: Provider, portal, code: str, verifier: str) -> requests.Response:  # noqa: ANN001
-    return requests.post(provider.base + "/token", data={
+    return http_post(provider.base + "/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": portal.redirect_uri,
         "code_verifier": verifier}, auth=(portal.client_id, portal.secret))
 
@@ -33,16 +33,16 @@ def test_second_use_fails_and_revokes_tokens(provider: Provider) -> None:
     first = _redeem(provider, portal, code, verifier)
     assert first.status_code == 200
     access = first.json()["access_token"]
-    ok = requests.get(provider.base + "/userinfo", headers={"Authorization": f"Bearer {access}"})
+    ok = http_get(provider.base + "/userinfo", headers={"Authorization": f"Bearer {access}"})
     assert ok.status_code == 200
 
     second = _redeem(provider, portal, code, verifier)
     assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
-    revoked = requests.get(provider.base + "/userinfo",
+    revoked = http_get(provider.base + "/userinfo",
                            headers={"Authorization": f"Bearer {access}"})
     assert revoked.status_code == 401
     assert 'error="invalid_token"' in revoked.headers["WWW-Authenticate"]
-    refresh = requests.post(provider.base + "/token", data={
+    refresh = http_post(provider.base + "/token", data={
         "grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]},
         auth=(portal.client_id, portal.secret))
     assert refresh.json()["error"] == "invalid_grant"
@@ -69,11 +69,11 @@ def test_code_bound_to_client_and_redirect_uri(provider: Provider) -> None:
     portal = provider.portal()
     other = provider.portal("Other")
     code, verifier = _code(provider, portal, email)
-    stolen = requests.post(provider.base + "/token", data={
+    stolen = http_post(provider.base + "/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": portal.redirect_uri,
         "code_verifier": verifier}, auth=(other.client_id, other.secret))
     assert stolen.json()["error"] == "invalid_grant"
-    wrong_uri = requests.post(provider.base + "/token", data={
+    wrong_uri = http_post(provider.base + "/token", data={
         "grant_type": "authorization_code", "code": code,
         "redirect_uri": portal.redirect_uri + "x", "code_verifier": verifier},
         auth=(portal.client_id, portal.secret))

@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_post
 
 PARALLEL = 6
 
@@ -40,7 +40,7 @@ def test_same_code_in_parallel_exactly_one_success(provider: Provider) -> None:
     code = provider.browser().go(url, email=email).params["code"]
     data = {"grant_type": "authorization_code", "code": code,
             "redirect_uri": portal.redirect_uri, "code_verifier": verifier}
-    results = _race([lambda: requests.post(provider.base + "/token", data=data,
+    results = _race([lambda: http_post(provider.base + "/token", data=data,
                                            auth=(portal.client_id, portal.secret))
                      for _ in range(PARALLEL)])
     statuses = sorted(r.status_code for r in results)
@@ -55,7 +55,7 @@ def test_same_refresh_token_in_parallel_exactly_one_success(provider: Provider) 
     portal = provider.portal(scope=scope)
     token, _rp, _ = provider.login_flow(portal, provider.browser(), email, scope=scope)
     data = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}
-    results = _race([lambda: requests.post(provider.base + "/token", data=data,
+    results = _race([lambda: http_post(provider.base + "/token", data=data,
                                            auth=(portal.client_id, portal.secret))
                      for _ in range(PARALLEL)])
     statuses = sorted(r.status_code for r in results)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import requests
-
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_get, http_post
 
 
 def test_discovery_document(provider: Provider) -> None:
-    response = requests.get(provider.base + "/.well-known/openid-configuration")
+    response = http_get(provider.base + "/.well-known/openid-configuration")
     assert response.status_code == 200
     assert "max-age" in response.headers["Cache-Control"] and response.headers["ETag"]
     doc = response.json()
@@ -39,20 +37,20 @@ def test_discovery_document(provider: Provider) -> None:
     assert doc["backchannel_logout_session_supported"] is True
     assert doc["frontchannel_logout_supported"] is False
 
-    same = requests.get(provider.base + "/.well-known/oauth-authorization-server").json()
+    same = http_get(provider.base + "/.well-known/oauth-authorization-server").json()
     assert same == doc
 
 
 def test_every_advertised_endpoint_answers(provider: Provider) -> None:
-    doc = requests.get(provider.base + "/.well-known/openid-configuration").json()
+    doc = http_get(provider.base + "/.well-known/openid-configuration").json()
     for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
                  "end_session_endpoint", "revocation_endpoint", "introspection_endpoint"):
         url = doc[name]
         assert url.startswith(provider.issuer), name
-        response = requests.get(url, allow_redirects=False)
+        response = http_get(url, allow_redirects=False)
         assert response.status_code not in (404, 500), (name, response.status_code)
-    keys = requests.get(doc["jwks_uri"]).json()["keys"]
+    keys = http_get(doc["jwks_uri"]).json()["keys"]
     assert {"RS256", "PS256", "ES256"} <= {k["alg"] for k in keys}
-    token = requests.post(doc["token_endpoint"], data={"grant_type": "password"})
+    token = http_post(doc["token_endpoint"], data={"grant_type": "password"})
     assert token.status_code in (400, 401)
     assert token.json()["error"] in ("unsupported_grant_type", "invalid_client")

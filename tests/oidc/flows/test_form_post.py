@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import requests
-
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_get
 from tests.support.forms import parse_forms
 
 
@@ -24,7 +22,7 @@ def test_form_post_delivers_code_state_and_iss(provider: Provider) -> None:
     assert form["buttons"] or any(i.get("type") == "submit" for i in form["inputs"])
     assert "<script src=" in page.text and "form_post.js" in page.text
     assert landing.params["state"] == state and landing.params["iss"] == provider.issuer
-    script = requests.get(provider.base + "/oidc/static/form_post.js")
+    script = http_get(provider.base + "/oidc/static/form_post.js")
     assert script.status_code == 200 and "submit()" in script.text
     token = rp.fetch_token(provider.base + "/token", code=landing.params["code"],
                            code_verifier=verifier)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode
 
-import requests
-
 from oidc.pkce import s256
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_post
 
 
 def _authorize(provider: Provider, portal, email: str, **params: str):  # noqa: ANN001, ANN202
@@ -51,15 +49,15 @@ def test_wrong_or_missing_verifier_is_invalid_grant(provider: Provider) -> None:
                          code_challenge_method="S256")
     data = {"grant_type": "authorization_code", "code": landing.params["code"],
             "redirect_uri": portal.redirect_uri}
-    missing = requests.post(provider.base + "/token", data=data,
+    missing = http_post(provider.base + "/token", data=data,
                             auth=(portal.client_id, portal.secret))
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_grant"
-    wrong = requests.post(provider.base + "/token",
+    wrong = http_post(provider.base + "/token",
                           data={**data, "code_verifier": secrets.token_urlsafe(48)},
                           auth=(portal.client_id, portal.secret))
     assert wrong.json()["error"] == "invalid_grant"
     assert browser  # the code was never redeemed: the right verifier still works
-    right = requests.post(provider.base + "/token", data={**data, "code_verifier": verifier},
+    right = http_post(provider.base + "/token", data={**data, "code_verifier": verifier},
                           auth=(portal.client_id, portal.secret))
     assert right.status_code == 200
 
@@ -68,7 +66,7 @@ def test_confidential_client_may_omit_pkce(provider: Provider) -> None:
     email = provider.citizen()
     portal = provider.portal()
     landing = _authorize(provider, portal, email)
-    response = requests.post(provider.base + "/token", data={
+    response = http_post(provider.base + "/token", data={
         "grant_type": "authorization_code", "code": landing.params["code"],
         "redirect_uri": portal.redirect_uri}, auth=(portal.client_id, portal.secret))
     assert response.status_code == 200

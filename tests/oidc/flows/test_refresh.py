@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import requests
 
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_get, http_post
 
 SCOPE = "openid email offline_access"
 
 
 def _refresh(provider: Provider, portal, token: str, **extra: str) -> requests.Response:  # noqa: ANN001
-    return requests.post(provider.base + "/token", data={
+    return http_post(provider.base + "/token", data={
         "grant_type": "refresh_token", "refresh_token": token, **extra},
         auth=(portal.client_id, portal.secret))
 
 
 def _userinfo(provider: Provider, access: str) -> requests.Response:
-    return requests.get(provider.base + "/userinfo",
+    return http_get(provider.base + "/userinfo",
                         headers={"Authorization": f"Bearer {access}"})
 
 

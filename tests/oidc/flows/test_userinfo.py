@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import requests
 from sqlalchemy import update
 
-from tests.oidc.conftest import Provider
+from tests.oidc.conftest import Provider, http_get, http_post
 
 
 def test_claims_parameter_and_scope(provider: Provider) -> None:
@@ -56,11 +55,11 @@ def test_token_in_form_body_and_post(provider: Provider) -> None:
     email = provider.citizen()
     portal = provider.portal()
     token, _rp, _ = provider.login_flow(portal, provider.browser(), email)
-    response = requests.post(provider.base + "/userinfo",
+    response = http_post(provider.base + "/userinfo",
                              data={"access_token": token["access_token"]})
     assert response.status_code == 200 and response.json()["email"] == email
     assert response.headers["Cache-Control"] == "no-store"
-    query = requests.get(provider.base + "/userinfo",
+    query = http_get(provider.base + "/userinfo",
                          params={"access_token": token["access_token"]})
     assert query.status_code == 401  # never in the query string
 
@@ -70,7 +69,7 @@ def test_bad_expired_and_revoked_tokens(provider: Provider) -> None:
     from servicekonto.db import db
 
     for headers in ({}, {"Authorization": "Bearer nope"}):
-        response = requests.get(provider.base + "/userinfo", headers=headers)
+        response = http_get(provider.base + "/userinfo", headers=headers)
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
@@ -80,7 +79,7 @@ def test_bad_expired_and_revoked_tokens(provider: Provider) -> None:
     browser = provider.browser()
     token, rp, _ = provider.login_flow(portal, browser, email)
     assert rp.get(provider.base + "/userinfo").status_code == 200
-    revoke = requests.post(provider.base + "/oauth/revoke",
+    revoke = http_post(provider.base + "/oauth/revoke",
                            data={"token": token["access_token"]},
                            auth=(portal.client_id, portal.secret))
     assert revoke.status_code == 200
