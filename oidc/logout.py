@@ -158,8 +158,9 @@ def _hint_matches_session(req: EndSessionRequest, auth: Any) -> bool:
 
 
 def _locale(req_or_data: Any) -> str | None:
+    """The first of the request's ``ui_locales`` we offer (e.g. ``en-GB en`` -> ``en``)."""
     value = getattr(req_or_data, "ui_locales", None)
-    if value is None and isinstance(req_or_data, dict):
+    if value is None and hasattr(req_or_data, "get"):
         value = req_or_data.get("ui_locales")
     locales = current_app.config["SERVICEKONTO"]["locales"]
     for tag in (value or "").split():
@@ -177,10 +178,17 @@ def _render(template: str, locale: str | None, **context: Any) -> str:
 
 
 def _error_page(error: OAuth2Error) -> Any:
+    from flask import request
+
     from servicekonto.errors import error_response
 
     message = getattr(error, "message", None) or _l(
         "The logout request could not be processed. Nothing was changed.")
+    locale = _locale(request.values)
+    if locale:
+        with force_locale(locale):
+            return error_response(400, "invalid_request", str(_l("Logout not possible")),
+                                  str(message))
     return error_response(400, "invalid_request", str(_l("Logout not possible")), str(message))
 
 

@@ -215,3 +215,13 @@ def test_garbage_hints_are_error_pages(provider):
         assert response.status_code == 400, hint[:20]
         assert "Location" not in response.headers
     assert _logged_in(browser)
+
+
+def test_error_page_speaks_the_requested_language(provider):
+    _, _, browser, token = _setup(provider)
+    german = _end_session(browser, id_token_hint=token["id_token"],
+                          post_logout_redirect_uri="https://evil.example/")
+    assert "Abmeldung nicht möglich" in german.text
+    english = _end_session(browser, id_token_hint=token["id_token"], ui_locales="en",
+                           post_logout_redirect_uri="https://evil.example/")
+    assert "Logout not possible" in english.text
