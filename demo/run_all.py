@@ -23,6 +23,16 @@ def _servicekonto() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "servicekonto.cli"]
 
 
+def _instance_path() -> str:
+    """The provider's instance folder, from the same settings (SERVICEKONTO_CONFIG, env)."""
+    try:
+        from servicekonto.settings import load_settings
+
+        return str(load_settings()["instance_path"])
+    except Exception:  # noqa: BLE001 - fall back to the default layout
+        return "instance"
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -40,10 +50,11 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instance", default="instance",
-                        help="instance folder holding demo-portals.json")
+    parser.add_argument("--instance", default=None,
+                        help="instance folder holding demo-portals.json (default: the "
+                             "provider's instance_path setting)")
     args = parser.parse_args(argv)
-    config = Path(args.instance) / "demo-portals.json"
+    config = Path(args.instance or _instance_path()) / "demo-portals.json"
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
