@@ -157,3 +157,19 @@ def test_seeding_is_idempotent_and_private(app, tmp_path):
         config["portals"]["hundesteuer"]["client_id"])
     assert renewed["portals"]["hundesteuer"]["client_secret"] != (
         config["portals"]["hundesteuer"]["client_secret"])
+
+
+def test_console_script_lists_the_commands_from_any_directory(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("servicekonto")
+    result = subprocess.run([str(script), "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "seed-demo-portals" in result.stdout
+    assert "logout" in result.stdout
+    deliver = subprocess.run([str(script), "logout", "deliver", "--help"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert deliver.returncode == 0 and "--all" in deliver.stdout
