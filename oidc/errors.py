@@ -8,8 +8,10 @@ Three kinds, after where the answer may go:
 * ``AuthorizeError``: the client and redirect URI are verified; the error goes back to the
   client (``error``, ``error_description``, ``state``, ``iss`` per RFC 9207) through the
   request's response mode (query or form_post).
-* ``JsonError``: token and userinfo endpoints: JSON body, status code, ``no-store``; bearer
-  errors carry ``WWW-Authenticate`` (RFC 6750 section 3).
+* ``JsonError``: userinfo: JSON body, status code, ``no-store``; bearer errors carry
+  ``WWW-Authenticate`` (RFC 6750 section 3). The token endpoint's errors are Authlib's
+  ``OAuth2Error`` (raised in oidc/grants.py), rendered by Authlib the same way (JSON,
+  ``no-store``, 401 for failed HTTP Basic client authentication).
 
 Example::
 
@@ -79,20 +81,8 @@ def json_response(error: JsonError) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     if error.bearer:
-        value = "Bearer"
-        if error.error != "missing_token":
-            value += f' error="{error.error}"'
-            if error.description:
-                value += f', error_description="{error.description}"'
+        value = f'Bearer error="{error.error}"'
+        if error.description:
+            value += f', error_description="{error.description}"'
         response.headers["WWW-Authenticate"] = value
-    return response
-
-
-def bearer_challenge_only() -> Response:
-    """No credentials at all (RFC 6750 section 3.1): 401 with a bare challenge."""
-    response = jsonify({"error": "invalid_token",
-                        "error_description": "No access token was sent."})
-    response.status_code = 401
-    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    response.headers["Cache-Control"] = "no-store"
     return response
