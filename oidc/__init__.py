@@ -15,22 +15,13 @@ from flask import Flask
 
 def init_oidc(app: Flask) -> None:
     from oidc import authorize, discovery, grants
+    from oidc.client_auth import register_client_auth
+    from oidc.keys import init_keys
     from oidc.server import build_server
 
-    try:
-        from oidc.keys import init_keys
-    except ImportError:  # pragma: no cover - keys module not there yet
-        init_keys = None
-    if init_keys is not None:
-        init_keys(app)
-
+    init_keys(app)
     server = build_server(app)
-    try:
-        from oidc.client_auth import register_client_auth
-    except ImportError:  # pragma: no cover - the built-in methods only
-        register_client_auth = None
-    if register_client_auth is not None:
-        register_client_auth(server)
+    register_client_auth(server)
     _set_auth_methods(server, grants)
 
     app.register_blueprint(authorize.bp)

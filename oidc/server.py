@@ -11,17 +11,13 @@ Helpers: ``issuer()``, ``get_client(client_id)`` (active or not; callers check s
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Flask, current_app
-from sqlalchemy import select
 
 from oidc.models import Client, ClientStatus
 from servicekonto.accounts.trust_levels import LOA_LOW
-from servicekonto.db import db
 from servicekonto.settings import current_settings
 
 SERVER_KEY = "servicekonto.oidc_server"
@@ -41,27 +37,16 @@ def reachable_acr_values() -> list[str]:
 
 
 def get_client(client_id: str) -> Client | None:
-    """The client row for ``client_id`` (any status), or None."""
-    if not client_id or len(client_id) > 64:
-        return None
-    try:
-        from oidc.clients import get_client as _get
-    except ImportError:  # the clients module of the keys/clients engineer is not there yet
-        return db.session.scalar(select(Client).where(Client.client_id == client_id))
+    """The client row for ``client_id`` (any status; callers check it), or None."""
+    from oidc.clients import get_client as _get
+
     return _get(client_id, include_inactive=True)
 
 
 def subject_for(client: Client, user_id: int) -> str:
     """The ``sub`` this client sees for the citizen (pairwise per sector, or public)."""
-    try:
-        from oidc.subjects import subject_for as _subject
-    except ImportError:  # stand-in until oidc/subjects.py exists: same rules, settings salt
-        settings = current_settings()
-        if client.subject_type == "public":
-            return str(user_id)
-        salt = (settings["pairwise_salt"] or current_app.config["SECRET_KEY"]).encode()
-        message = f"{client.sector_identifier}|{user_id}".encode()
-        return hmac.new(salt, message, hashlib.sha256).hexdigest()
+    from oidc.subjects import subject_for as _subject
+
     return _subject(client, user_id)
 
 
