@@ -107,8 +107,8 @@ def test_unverified_citizen_is_refused(provider: Provider) -> None:
     else:  # the login page itself refused the unverified account
         raise AssertionError(f"unexpected redirect to {landing.url}")
     landing = browser.go(url + "&prompt=none")
-    if landing.url:
-        assert landing.params["error"] in ("interaction_required", "login_required")
+    assert landing.params["error"] == "interaction_required"
+    assert not provider.audit("oidc:code:issued")
 
 
 def test_id_token_signed_with_the_portals_algorithm(provider: Provider) -> None:
