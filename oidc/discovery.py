@@ -82,11 +82,15 @@ def metadata() -> dict[str, Any]:
         from oidc.client_auth import ASSERTION_ALGORITHMS
 
         doc["token_endpoint_auth_signing_alg_values_supported"] = list(ASSERTION_ALGORITHMS)
-    confidential = [m for m in methods if m != "none"]  # what oidc/token_management accepts
+    # What oidc/token_management's endpoints accept (of the methods registered here).
+    from oidc.token_management import ServicekontoIntrospection, ServicekontoRevocation
+
     if doc["revocation_endpoint"]:
-        doc["revocation_endpoint_auth_methods_supported"] = confidential
+        doc["revocation_endpoint_auth_methods_supported"] = [
+            m for m in methods if m in ServicekontoRevocation.AUTH_METHODS]
     if doc["introspection_endpoint"]:
-        doc["introspection_endpoint_auth_methods_supported"] = confidential
+        doc["introspection_endpoint_auth_methods_supported"] = [
+            m for m in methods if m in ServicekontoIntrospection.AUTH_METHODS]
     for name in ("end_session_endpoint", "revocation_endpoint", "introspection_endpoint"):
         if doc[name] is None:
             doc.pop(name)

@@ -36,6 +36,8 @@ def test_discovery_document(provider: Provider) -> None:
     assert doc["backchannel_logout_supported"] is True
     assert doc["backchannel_logout_session_supported"] is True
     assert doc["frontchannel_logout_supported"] is False
+    assert "none" in doc["revocation_endpoint_auth_methods_supported"]  # public clients too
+    assert "none" not in doc["introspection_endpoint_auth_methods_supported"]
 
     same = http_get(provider.base + "/.well-known/oauth-authorization-server").json()
     assert same == doc
