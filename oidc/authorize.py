@@ -26,9 +26,7 @@ means signing in again: it is handled like ``prompt=login``.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import re
 import secrets
 import time
@@ -255,15 +253,15 @@ def _hint_subject(token: str, client: Client) -> str:
     """The ``sub`` of an id_token_hint we issued to this client.
 
     The hint only ever *restricts* (forces a login or fails prompt=none), never grants access,
-    so an expired token is fine (OIDC Core 3.1.2.1); issuer and audience are still checked.
+    so an expired token is fine (OIDC Core 3.1.2.1); signature, issuer and audience are checked.
     """
+    from oidc.keys import decode_own_jwt
+
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        raise _error("invalid_request", "id_token_hint is not a JWT.") from None
-    if not isinstance(claims, dict):
-        raise _error("invalid_request", "id_token_hint is not a JWT.")
+        claims = decode_own_jwt(token)
+    except ValueError:
+        raise _error("invalid_request",
+                     "id_token_hint is not an ID token of this provider.") from None
     aud = claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]
     if (claims.get("iss") != issuer()

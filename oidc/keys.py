@@ -271,6 +271,7 @@ class KeyRing:
         if info is None:
             # First use (or every key of alg retired): create what is missing, then re-read.
             ensure_signing_keys(self.app)
+            self.invalidate()  # another request may have created it: re-read, not the cache
             info = self.current(alg)
             if info is None:  # pragma: no cover - ensure_signing_keys just made one
                 raise SigningKeyError(f"no signing key for {alg}")
@@ -282,6 +283,7 @@ class KeyRing:
         ready = {i.alg for i in infos if i.signs_at(now)}
         if not set(self.settings["id_token_signing_algs"]) <= ready:
             ensure_signing_keys(self.app)
+            self.invalidate()
             infos, now = self.infos(), utcnow()
         published = sorted((i for i in infos if i.published_at(now)),
                            key=lambda i: (i.alg, i.not_before, i.kid))
@@ -323,6 +325,22 @@ def signing_key(alg: str = "RS256") -> tuple[str, Any]:
 def public_jwks() -> dict[str, Any]:
     """``{"keys": [...]}``: every published key, public members only, with kid/alg/use."""
     return keyring().public_jwks()
+
+
+def decode_own_jwt(token: str) -> dict[str, Any]:
+    """Claims of a JWT signed by one of our published keys. Expiry is NOT checked: callers
+    (id_token_hint) accept expired tokens and check what they need. Raises ValueError."""
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
+    try:
+        keys = KeySet.import_key_set(public_jwks())  # type: ignore[arg-type]
+        decoded = jwt.decode(token, keys, algorithms=list(
+            current_app.config["SERVICEKONTO"]["id_token_signing_algs"]))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise ValueError(f"not a valid token of this provider: {type(exc).__name__}") from None
+    return dict(decoded.claims)
 
 
 def list_keys(app: Flask | None = None) -> list[KeyInfo]:

@@ -108,3 +108,22 @@ def test_id_token_hint(provider: Provider) -> None:
     assert "reauth=1" in first.headers["Location"]
     url, _state, _ = provider.authorization_url(rp, id_token_hint="not-a-jwt")
     assert browser_max.go(url).params["error"] == "invalid_request"
+
+
+def test_forged_id_token_hint_is_refused(provider: Provider) -> None:
+    """A hint whose payload was changed (signature no longer matches) is not believed."""
+    import base64
+    import json
+
+    erika = provider.citizen()
+    portal = provider.portal()
+    browser = provider.browser()
+    token, _rp, _ = provider.login_flow(portal, browser, erika)
+    header, payload, signature = token["id_token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "someone-else"
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = f"{header}.{forged_payload}.{signature}"
+    rp = provider.rp(portal)
+    url, _state, _ = provider.authorization_url(rp, prompt="none", id_token_hint=forged)
+    assert browser.go(url).params["error"] == "invalid_request"
