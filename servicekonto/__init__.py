@@ -137,6 +137,18 @@ def _init_extensions(app: Flask, settings: dict[str, Any]) -> None:
     login_manager.login_message = None
     login_manager.init_app(app)
 
+    @login_manager.unauthorized_handler
+    def _unauthorized() -> Any:
+        """To the login page, back here afterwards; say so when the old session ran out."""
+        from flask import redirect, request, url_for
+
+        args: dict[str, Any] = {}
+        if request.method == "GET":
+            args["next"] = request.full_path.rstrip("?")
+        if getattr(session, "expired", False):
+            args["expired"] = "1"
+        return redirect(url_for("accounts.login", **args))
+
     @login_manager.user_loader
     def _load_user(user_id: str) -> Any:
         from servicekonto.accounts.models import User

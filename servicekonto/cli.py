@@ -309,16 +309,6 @@ from oidc.backchannel import logout_cli  # noqa: E402
 main.add_command(logout_cli)
 
 
-def _add_demo_commands() -> None:
-    """``seed-demo-portals``, in a source checkout only (``demo/`` is not installed)."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "demo" / "seed.py").is_file():
-        return
-    if str(root) not in sys.path:
-        sys.path.append(str(root))
-    from demo.seed import seed_demo_portals
+from demo.seed import seed_demo_portals  # noqa: E402 - development only; refuses production
 
-    main.add_command(seed_demo_portals)
-
-
-_add_demo_commands()
+main.add_command(seed_demo_portals)

@@ -227,7 +227,8 @@ def login() -> Any:
             login_session.establish(user)
             return redirect(next_url)
     return render_template("accounts/login.html", form=form, reauth=reauth,
-                           session_expired=getattr(session, "expired", False))
+                           session_expired=getattr(session, "expired", False)
+                           or request.args.get("expired") == "1")
 
 
 @bp.route("/logout", methods=["GET", "POST"])

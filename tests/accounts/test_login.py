@@ -235,3 +235,25 @@ def test_german_by_default_english_on_request(client):
     assert 'lang="en"' in text(english)
     assert h1(english) == "Log in"
     assert h1(client.get("/register")) == "Create an account"  # remembered
+
+
+def test_an_expired_session_sends_the_citizen_to_login_with_a_notice(app, client):
+    import datetime as dt
+
+    from servicekonto.sessions.interface import hash_token
+
+    user = make_user(app)
+    login(client, user.email)
+    store = app.extensions["servicekonto.session_store"]
+    record = store.load(hash_token(session_cookie(client)))
+    record.last_seen_at -= dt.timedelta(minutes=61)  # past the basic level's 60 min idle limit
+    store.save(record)
+
+    response = client.get("/account")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?")
+    assert "next=/account" in response.headers["Location"]
+    assert "expired=1" in response.headers["Location"]
+    page = client.get(response.headers["Location"])
+    assert "Ihre Sitzung ist abgelaufen" in text(page)
+    assert store.load(record.key) is None
