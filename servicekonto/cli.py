@@ -167,8 +167,27 @@ def _set_disabled(email: str, disabled: bool) -> None:
     set_disabled(session, user, disabled, actor="cli")
     session.commit()
     if disabled:
-        current_app.extensions["servicekonto.session_store"].delete_for_user(user.id)
+        _end_every_session(user.id)
     click.echo(f"user {user.id} {'disabled' if disabled else 'enabled'}")
+
+
+def _end_every_session(user_id: int) -> None:
+    """End the account's sessions and tell their portals (back-channel logout), like a logout.
+
+    The store is changed outside the database session's transaction (SQLite: one writer)."""
+    from servicekonto.accounts.login_session import logged_out
+    from servicekonto.db import db as database
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for ended in app.extensions["servicekonto.session_store"].delete_for_user(user_id):
+        sid = (ended.data.get("auth") or {}).get("sid")
+        if sid:
+            logged_out.send(app, user_id=user_id, sid=sid)
+    database.session.commit()
+    deliveries = app.extensions.get("servicekonto.backchannel")
+    if deliveries is not None and not deliveries.wait(30):
+        click.echo("some portals did not answer yet; 'servicekonto logout deliver' retries",
+                   err=True)
 
 
 @users.command("disable")

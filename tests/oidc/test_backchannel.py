@@ -342,3 +342,24 @@ def test_queue_logout_for_one_portal_without_a_session(provider, receiver):
     _, claims = _verify(provider, item["form"]["logout_token"])
     assert claims["sub"] == provider.id_claims(token["id_token"])["sub"]
     assert "sid" not in claims
+
+
+def test_disabling_an_account_ends_its_sessions_and_notifies_their_portals(provider, receiver):
+    from servicekonto.cli import users
+
+    email = provider.citizen()
+    browser = provider.browser()
+    portal = _portal(provider, "Hundesteuer", receiver.url("hund"))
+    token, _, _ = provider.login_flow(portal, browser, email)
+    assert _logged_in(browser)
+
+    result = provider.app.test_cli_runner().invoke(users, ["disable", email])
+    assert result.exit_code == 0, result.output
+    _wait(provider)
+
+    assert not _logged_in(browser)
+    assert [r["portal"] for r in receiver.received] == ["hund"]
+    _header, claims = _verify(provider, receiver.received[0]["form"]["logout_token"])
+    assert claims["sub"] == provider.id_claims(token["id_token"])["sub"]
+    assert requests.get(provider.base + "/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {token['access_token']}"}).status_code == 401
