@@ -65,6 +65,18 @@ class Client(Base):
     require_auth_time: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Refresh tokens for every code exchange, not only with ``offline_access``.
     always_issue_refresh_token: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Claims an administrator approved for this portal; None = every claim of its scopes.
+    allowed_claims: Mapped[list[str] | None] = mapped_column(JSON)
+    #: The operating organisation (operator self-service); None for clients made by the CLI.
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"))
+    #: How it was registered: "cli", "api" (RFC 7591) or "portal" (self-service pages).
+    registered_via: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")
+    #: RFC 7592 registration access token (SHA-256 hex) and the initial token used.
+    registration_access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    initial_access_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("initial_access_tokens.id", ondelete="SET NULL"))
+
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -3,8 +3,17 @@
 from servicekonto.accounts.models import EmailToken, User
 from servicekonto.audit.models import AuditChainHead, AuditEvent
 from servicekonto.consent.models import Consent
+from servicekonto.portals.models import (
+    DataAccessRequest,
+    InitialAccessToken,
+    Operator,
+    Organisation,
+)
 from servicekonto.sessions.models import WebSession
 
-__all__ = ["AuditChainHead", "AuditEvent", "Consent", "EmailToken", "User", "WebSession"]
+__all__ = [
+    "AuditChainHead", "AuditEvent", "Consent", "DataAccessRequest", "EmailToken",
+    "InitialAccessToken", "Operator", "Organisation", "User", "WebSession",
+]
 
 import oidc.models  # noqa: E402,F401 - the provider's tables

@@ -1,0 +1,1 @@
+"""Portal operators and administrators: organisations, self-service, approvals."""
