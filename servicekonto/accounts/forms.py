@@ -102,20 +102,11 @@ class ForgotPasswordForm(FlaskForm):
     email = _email_field(_l("E-mail address"))
 
 
-class _UserPasswordPolicy:
-    """Checks ``password`` against the policy for the account it is meant for."""
+class _UserPasswordPolicy(FlaskForm):
+    """A form with a new ``password`` checked against the policy for the account it is for
+    (pass ``user=``): the policy refuses the account's own e-mail address and names."""
 
     password: Any
-    user: Any = None
-
-    def _policy_ok(self) -> bool:
-        user = self.user
-        names = (user.given_name, user.family_name) if user else ()
-        return _check_policy(self.password, email=user.email if user else "", names=names)
-
-
-class ResetPasswordForm(_UserPasswordPolicy, FlaskForm):
-    password, password_confirm = _new_password_fields()
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -123,22 +114,21 @@ class ResetPasswordForm(_UserPasswordPolicy, FlaskForm):
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
-        return self._policy_ok() and ok
+        user = self.user
+        names = (user.given_name, user.family_name) if user else ()
+        policy_ok = _check_policy(self.password, email=user.email if user else "", names=names)
+        return policy_ok and ok
 
 
-class ChangePasswordForm(_UserPasswordPolicy, FlaskForm):
+class ResetPasswordForm(_UserPasswordPolicy):
+    password, password_confirm = _new_password_fields()
+
+
+class ChangePasswordForm(_UserPasswordPolicy):
     current_password = PasswordField(_l("Current password"), validators=[
         _required(),
         Length(max=PASSWORD_INPUT_MAX, message=_l("Use at most %(max)d characters."))])
     password, password_confirm = _new_password_fields()
-
-    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.user = user
-
-    def validate(self, extra_validators: Any = None) -> bool:
-        ok = super().validate(extra_validators)
-        return self._policy_ok() and ok
 
 
 class ChangeEmailForm(FlaskForm):
