@@ -51,3 +51,17 @@ class AuditTag(enum.StrEnum):
     CLIENT_SECRET_ROTATED = "client:secret:rotated"
     KEY_CREATED = "keys:signing_key:created"
     KEY_RETIRED = "keys:signing_key:retired"
+
+    # Operators, organisations and data-access requests (servicekonto/portals)
+    ORGANISATION_CREATED = "operator:organisation:created"
+    OPERATOR_CREATED = "operator:operator:created"
+    OPERATOR_DISABLED = "operator:operator:disabled"
+    OPERATOR_LOGIN_SUCCESS = "operator:login:success"
+    OPERATOR_LOGIN_FAILURE = "operator:login:failure"
+    OPERATOR_LOGIN_LOCKED = "operator:login:locked"
+    OPERATOR_LOGOUT = "operator:logout:success"
+    OPERATOR_TOTP_ENROLLED = "operator:totp:enrolled"
+    OPERATOR_TOTP_RESET = "operator:totp:reset"
+    DATA_ACCESS_REQUESTED = "operator:data_access:requested"
+    DATA_ACCESS_APPROVED = "operator:data_access:approved"
+    DATA_ACCESS_REJECTED = "operator:data_access:rejected"
