@@ -70,7 +70,7 @@ def userinfo() -> Response:
     body = {"sub": subject_for(client, user.id), **values}
     record(db.session, AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
            subject_user_id=user.id, client_id=client.client_id,
-           details={"via": "userinfo", "claims": ["sub", *sorted(values)]})
+           details={"via": "userinfo", "claims": ["sub", *sorted(values)], "acr": row.acr})
     db.session.commit()
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"

@@ -25,6 +25,9 @@ class AuditTag(enum.StrEnum):
     ACCOUNT_USER_DISABLED = "account:user:disabled"
     ACCOUNT_USER_ENABLED = "account:user:enabled"
     ACCOUNT_PROFILE_UPDATED = "account:profile:updated"
+    ACCOUNT_SESSIONS_ENDED = "account:sessions:ended"
+    ACCOUNT_COMPROMISE_REPORTED = "account:compromise:reported"
+    ACCOUNT_DELETED = "account:user:deleted"
 
     # Consent store
     CONSENT_GRANTED = "consent:grant:granted"
