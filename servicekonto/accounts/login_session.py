@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass
 
 from blinker import Namespace
-from flask import current_app, session
+from flask import current_app, request, session
 from flask_login import login_user, logout_user
 
 from servicekonto.accounts.models import User
 from servicekonto.accounts.trust_levels import LOA_LOW
 
-_AUTH_KEYS = ("_user_id", "_fresh", "_id", "auth")
+_AUTH_KEYS = ("_user_id", "_fresh", "_id", "auth", "device", "ip")
 
 _signals = Namespace()
 #: Sent by ``end()`` before the session is destroyed, with ``user_id`` and ``sid``: the
@@ -47,7 +47,26 @@ def establish(user: User, *, amr: tuple[str, ...] = ("pwd",), acr: str = LOA_LOW
     state = AuthState(user.id, int(time.time()), acr, tuple(amr), secrets.token_urlsafe(16))
     session["auth"] = {"time": state.auth_time, "acr": state.acr, "amr": list(state.amr),
                        "sid": state.sid}
+    # Shown in the account console's list of active sessions (coarse, never the raw header).
+    session["device"] = device_label(request.headers.get("User-Agent", ""))
+    session["ip"] = request.remote_addr
     return state
+
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
+             ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"),
+            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"),
+            ("Linux", "Linux"))
+
+
+def device_label(user_agent: str) -> str:
+    """A coarse device label from a User-Agent header, e.g. "Firefox on Windows"."""
+    browser = next((name for key, name in _BROWSERS if key in user_agent), "")
+    system = next((name for key, name in _SYSTEMS if key in user_agent), "")
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "unknown"
 
 
 def current_auth() -> AuthState | None:
