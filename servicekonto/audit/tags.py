@@ -52,6 +52,11 @@ class AuditTag(enum.StrEnum):
     CLIENT_UPDATED = "client:client:updated"
     CLIENT_SUSPENDED = "client:client:suspended"
     CLIENT_SECRET_ROTATED = "client:secret:rotated"
+    CLIENT_REGISTERED = "client:client:registered"  # RFC 7591 / self-service
+    CLIENT_APPROVED = "client:client:approved"
+    CLIENT_DELETED = "client:client:deleted"
+    INITIAL_TOKEN_ISSUED = "client:initial_token:issued"
+    INITIAL_TOKEN_REVOKED = "client:initial_token:revoked"
     KEY_CREATED = "keys:signing_key:created"
     KEY_RETIRED = "keys:signing_key:retired"
 
