@@ -12,6 +12,11 @@ the secret and status checks of :class:`oidc.models.Client`), and ``private_key_
   endpoint URL or the issuer; ``exp`` required and not too far ahead; ``jti`` required and
   single use (primary-key insert into ``oidc_used_assertions``; expired rows are purged).
 
+With ``redis_url`` set, the ``jti`` replay cache is a Redis ``SET NX EX`` and fetched
+``jwks_uri`` documents are shared between instances through Redis (:class:`RedisJWKSStore`);
+while Redis is unreachable both fall back (the ``oidc_used_assertions`` table, per-process
+caching), see servicekonto/health.py.
+
 Usage (in ``init_oidc``, after creating the Flask ``AuthorizationServer``)::
 
     from oidc.client_auth import TOKEN_ENDPOINT_AUTH_METHODS, register_client_auth
@@ -62,6 +67,7 @@ FORCED_REFETCH_INTERVAL = 5.0
 JWKS_FETCH_TIMEOUT = (3.05, 5)
 JWKS_MAX_BYTES = 256 * 1024
 _PURGE_EVERY_SECONDS = 60.0
+_JTI_PREFIX = "sk:jti:"
 
 
 class JWKSFetchError(Exception):
@@ -119,16 +125,51 @@ class _Entry:
     forced_at: float = 0.0
 
 
-class JWKSCache:
-    """Parsed client key sets, in process memory.
+class RedisJWKSStore:
+    """Fetched ``jwks_uri`` documents shared by every instance (key per URI, TTL = cache time).
 
-    The interface (``keys_for(client)``, ``refresh(client)``, ``clear()``) is all callers use, so
-    a shared (e.g. Redis-backed) store of the *documents* can replace ``_load`` later.
+    Errors go through the RedisGuard: Redis down means "not shared", never a failed request.
+    """
+
+    PREFIX = "sk:client-jwks:"
+
+    def __init__(self, client: Any, guard: Any, ttl_seconds: float) -> None:
+        self.redis = client
+        self.guard = guard
+        self.ttl = ttl_seconds
+
+    def _key(self, uri: str) -> str:
+        return self.PREFIX + hashlib.sha256(uri.encode()).hexdigest()
+
+    def get(self, uri: str) -> tuple[dict[str, Any], float] | None:
+        """(document, fetched at, wall clock seconds) or None."""
+        raw = self.guard.call(lambda: self.redis.get(self._key(uri)), lambda: None)
+        if not raw:
+            return None
+        try:
+            entry = json.loads(raw)
+            return entry["document"], float(entry["fetched_at"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, uri: str, document: dict[str, Any]) -> None:
+        value = json.dumps({"document": document, "fetched_at": time.time()})
+        self.guard.call(lambda: self.redis.set(self._key(uri), value,
+                                               ex=max(1, int(self.ttl))), lambda: None)
+
+
+class JWKSCache:
+    """Parsed client key sets, in process memory, optionally in front of a shared store of the
+    fetched *documents* (``shared``: :class:`RedisJWKSStore`), so several instances fetch a
+    portal's ``jwks_uri`` once per cache lifetime rather than once each.
+
+    The interface (``keys_for(client)``, ``refresh(client)``, ``clear()``) is all callers use.
     """
 
     def __init__(self, ttl_seconds: float, *, allow_loopback_http: bool = False,
-                 fetch: Any = None, clock: Any = time.monotonic) -> None:
+                 fetch: Any = None, clock: Any = time.monotonic, shared: Any = None) -> None:
         self.ttl = ttl_seconds
+        self.shared = shared
         self.allow_loopback_http = allow_loopback_http
         self._fetch = fetch or fetch_jwks
         self._clock = clock
@@ -155,8 +196,19 @@ class JWKSCache:
 
     def _load(self, uri: str, previous: _Entry | None, forced: bool) -> _Entry:
         now = self._clock()
+        if not forced and self.shared is not None:
+            found = self.shared.get(uri)
+            if found is not None and time.time() - found[1] < self.ttl:
+                keys = _import_key_set(found[0])
+                entry = _Entry(keys, frozenset(k.kid for k in keys),
+                               now - max(0.0, time.time() - found[1]),
+                               forced_at=previous.forced_at if previous else 0.0)
+                with self._lock:
+                    self._remote[uri] = entry
+                return entry
         try:
-            keys = _import_key_set(self._fetch(uri, allow_loopback_http=self.allow_loopback_http))
+            document = self._fetch(uri, allow_loopback_http=self.allow_loopback_http)
+            keys = _import_key_set(document)
         except JWKSFetchError as exc:
             if previous is not None:  # keep serving the last good keys
                 log.warning("client jwks_uri %s: %s (using cached keys)", uri, exc)
@@ -167,6 +219,8 @@ class JWKSCache:
                        forced_at=now if forced else (previous.forced_at if previous else 0.0))
         with self._lock:
             self._remote[uri] = entry
+        if self.shared is not None:
+            self.shared.put(uri, document)
         return entry
 
     def keys_for(self, client: Any) -> KeySet:
@@ -197,9 +251,14 @@ def jwks_cache(app: Flask | None = None) -> JWKSCache:
     cache = app.extensions.get("oidc.client_jwks_cache")
     if cache is None:
         settings = app.config["SERVICEKONTO"]
+        shared = None
+        if app.extensions.get("servicekonto.redis") is not None:
+            shared = RedisJWKSStore(app.extensions["servicekonto.redis"],
+                                    app.extensions["servicekonto.redis_guard"],
+                                    settings["client_jwks_cache_seconds"])
         cache = app.extensions.setdefault("oidc.client_jwks_cache", JWKSCache(
             settings["client_jwks_cache_seconds"],
-            allow_loopback_http=settings["allow_loopback_http"]))
+            allow_loopback_http=settings["allow_loopback_http"], shared=shared))
     return cache
 
 
@@ -272,11 +331,32 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     # -- replay -----------------------------------------------------------------------------
     def validate_jti(self, claims: Any, jti: str) -> bool:
-        """Record ``jti`` (per client) until the assertion expires; False if seen before."""
-        from servicekonto.db import get_db
+        """Record ``jti`` (per client) until the assertion expires; False if seen before.
+
+        Redis (``SET NX EX``) when configured; the ``oidc_used_assertions`` table otherwise and
+        while Redis is down. After an outage the table is still consulted for as long as an
+        assertion recorded there could be valid, so a replay across the switch is refused.
+        """
 
         digest = hashlib.sha256(f"{claims['iss']}\x00{jti}".encode()).hexdigest()
         expires = dt.datetime.fromtimestamp(float(claims["exp"]) + self.leeway, dt.UTC)
+        client = current_app.extensions.get("servicekonto.redis")
+        if client is not None:
+            guard = current_app.extensions["servicekonto.redis_guard"]
+            ttl = max(1, int(float(claims["exp"]) + self.leeway - time.time()) + 1)
+            fresh = guard.call(
+                lambda: bool(client.set(_JTI_PREFIX + digest, b"1", nx=True, ex=ttl)),
+                lambda: None)
+            if fresh is False:
+                return False
+            if fresh is True and not guard.recently_down(
+                    MAX_ASSERTION_LIFETIME_SECONDS + self.leeway):
+                return True
+        return self._record_in_database(digest, expires)
+
+    def _record_in_database(self, digest: str, expires: dt.datetime) -> bool:
+        from servicekonto.db import get_db
+
         database = get_db()
         with database.independent_session() as session:
             self._maybe_purge(session)

@@ -28,7 +28,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from servicekonto.logging_setup import configure_logging
 
-    configure_logging(settings["log_level"])
+    configure_logging(settings["log_level"], settings["log_format"])
 
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
@@ -39,9 +39,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app, settings)
 
     from servicekonto.errors import register_error_handlers
+    from servicekonto.health import init_health
+    from servicekonto.metrics import init_metrics
     from servicekonto.web import init_web
 
     init_web(app)
+    init_metrics(app)
+    init_health(app)
     register_error_handlers(app)
     _register_blueprints(app)
     return app
@@ -97,21 +101,34 @@ def _init_database(app: Flask, settings: dict[str, Any]) -> None:
         sess.info.pop(PENDING_FLAG, None)
 
     app.extensions["servicekonto.redis"] = None
+    app.extensions["servicekonto.redis_guard"] = None
     if settings["redis_url"]:
         import redis
 
-        app.extensions["servicekonto.redis"] = redis.Redis.from_url(
-            settings["redis_url"], socket_timeout=2, socket_connect_timeout=2)
+        from servicekonto.health import RedisGuard
+
+        client = redis.Redis.from_url(settings["redis_url"], socket_timeout=2,
+                                      socket_connect_timeout=2)
+        app.extensions["servicekonto.redis"] = client
+        # Redis down: the reduced mode of servicekonto/health.py (one warning per change).
+        app.extensions["servicekonto.redis_guard"] = RedisGuard(client)
 
 
 def _init_sessions(app: Flask, settings: dict[str, Any]) -> None:
     from servicekonto.accounts.trust_levels import session_limits
     from servicekonto.sessions.interface import ServerSideSessionInterface
-    from servicekonto.sessions.stores import DatabaseSessionStore, RedisSessionStore
+    from servicekonto.sessions.stores import (
+        DatabaseSessionStore,
+        FallbackSessionStore,
+        RedisSessionStore,
+    )
 
     client = app.extensions["servicekonto.redis"]
-    store = RedisSessionStore(client) if client is not None else DatabaseSessionStore(
-        app.extensions["servicekonto.db"].engine)
+    database_store = DatabaseSessionStore(app.extensions["servicekonto.db"].engine)
+    store: Any = database_store
+    if client is not None:
+        store = FallbackSessionStore(RedisSessionStore(client), database_store,
+                                     app.extensions["servicekonto.redis_guard"])
     app.extensions["servicekonto.session_store"] = store
     app.session_interface = ServerSideSessionInterface(store, session_limits(settings))
 
@@ -129,7 +146,8 @@ def _init_extensions(app: Flask, settings: dict[str, Any]) -> None:
 
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
-    app.extensions["servicekonto.throttle"] = Throttle(settings["redis_url"] or "memory://")
+    app.extensions["servicekonto.throttle"] = Throttle(
+        settings["redis_url"] or "memory://", app.extensions["servicekonto.redis_guard"])
 
     login_manager = LoginManager()
     login_manager.session_protection = None  # sessions are server-side and rotated on login

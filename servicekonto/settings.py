@@ -134,6 +134,8 @@ def _validate(settings: dict[str, Any]) -> None:
     env = settings["env"]
     if env not in {"development", "testing", "production"}:
         raise SettingsError(f"env must be development, testing or production, got {env!r}")
+    if settings["log_format"] not in ("text", "json"):
+        raise SettingsError(f"log_format must be text or json, got {settings['log_format']!r}")
     if not settings["locales"]:
         raise SettingsError("locales must name at least one language")
     if env != "testing":

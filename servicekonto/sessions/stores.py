@@ -201,3 +201,58 @@ class RedisSessionStore:
 
     def purge_expired(self) -> int:
         return 0  # Redis expires keys by TTL itself
+
+
+class FallbackSessionStore:
+    """Redis first, the database while Redis is unreachable (the documented reduced mode).
+
+    ``guard`` (servicekonto.health.RedisGuard) decides whether Redis is tried and logs each
+    change of state once. While Redis is down, sessions are read and written in the database;
+    sessions that lived only in Redis are not visible (citizens may need to log in again).
+    After Redis is back, a session created during the outage is still found in the database
+    (a Redis miss falls through to it) and continues in Redis on its next write; per-user
+    operations (list, end all sessions) cover both stores, so "log out everywhere" and
+    disabling an account reach sessions in either.
+    """
+
+    def __init__(self, primary: RedisSessionStore, fallback: DatabaseSessionStore,
+                 guard: Any) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.guard = guard
+
+    def load(self, key: str) -> SessionRecord | None:
+        record = self.guard.call(lambda: self.primary.load(key), lambda: None)
+        if record is None:
+            record = self.fallback.load(key)
+        return record
+
+    def save(self, record: SessionRecord) -> None:
+        if self.guard.call(lambda: self.primary.save(record) or True, lambda: False):
+            return
+        self.fallback.save(record)
+
+    def touch(self, record: SessionRecord) -> None:
+        self.save(record)
+
+    def delete(self, key: str) -> None:
+        self.guard.call(lambda: self.primary.delete(key), lambda: None)
+        self.fallback.delete(key)
+
+    def list_for_user(self, user_id: int) -> list[SessionRecord]:
+        seen: dict[str, SessionRecord] = {}
+        for record in self.guard.call(lambda: self.primary.list_for_user(user_id), list):
+            seen[record.key] = record
+        for record in self.fallback.list_for_user(user_id):
+            seen.setdefault(record.key, record)
+        return sorted(seen.values(), key=lambda r: r.created_at)
+
+    def delete_for_user(self, user_id: int, keep: str | None = None) -> list[SessionRecord]:
+        removed = {r.key: r for r in self.guard.call(
+            lambda: self.primary.delete_for_user(user_id, keep), list)}
+        for record in self.fallback.delete_for_user(user_id, keep):
+            removed.setdefault(record.key, record)
+        return list(removed.values())
+
+    def purge_expired(self) -> int:
+        return self.fallback.purge_expired()
