@@ -90,11 +90,23 @@ def _init_database(app: Flask, settings: dict[str, Any]) -> None:
 
     if settings["audit_seal_after_commit"]:
         batch = settings["audit_seal_batch_size"]
+        interval_ms = settings.get("audit_seal_interval_ms", 0) or 0
+        if interval_ms > 0:  # batched, off the request path (docs/performance.md)
+            from servicekonto.audit.service import BackgroundSealer
 
-        @event.listens_for(database._factory, "after_commit")
-        def _seal_after_commit(sess: Any) -> None:
-            if sess.info.pop(PENDING_FLAG, False):
-                seal_quietly(database.engine, batch)
+            sealer = BackgroundSealer(database.engine, batch, interval_ms / 1000)
+            app.extensions["servicekonto.audit_sealer"] = sealer
+
+            @event.listens_for(database._factory, "after_commit")
+            def _seal_soon(sess: Any) -> None:
+                if sess.info.pop(PENDING_FLAG, False):
+                    sealer.poke()
+        else:
+
+            @event.listens_for(database._factory, "after_commit")
+            def _seal_after_commit(sess: Any) -> None:
+                if sess.info.pop(PENDING_FLAG, False):
+                    seal_quietly(database.engine, batch)
 
     @event.listens_for(database._factory, "after_rollback")
     def _forget_pending(sess: Any) -> None:
@@ -188,3 +200,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     init_oidc(app)
+
+    from servicekonto.portals import init_portals
+
+    init_portals(app)
