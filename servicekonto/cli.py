@@ -331,3 +331,11 @@ main.add_command(logout_cli)
 from demo.seed import seed_demo_portals  # noqa: E402 - development only; refuses production
 
 main.add_command(seed_demo_portals)
+
+
+# -- organisations and operator accounts (servicekonto/portals/cli.py) -----------------------
+
+from servicekonto.portals.cli import operators, orgs  # noqa: E402
+
+main.add_command(orgs)
+main.add_command(operators)
