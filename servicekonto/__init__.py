@@ -199,6 +199,9 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
+    from servicekonto.console.views import bp as console_bp
+
+    app.register_blueprint(console_bp)
     init_oidc(app)
 
     from servicekonto.portals import init_portals

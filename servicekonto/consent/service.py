@@ -82,28 +82,75 @@ def refuse(session: Session, *, user_id: int, client: Client, scopes: Iterable[s
     return consent
 
 
-def withdraw(session: Session, *, user_id: int, client: Client, actor: str | None = None) -> int:
-    """Withdraw everything the citizen granted ``client``: empty the grant lists, revoke the
-    portal's tokens for the citizen at once, audit it. Returns how many tokens were revoked.
-
-    The caller commits, then may notify the portal (back-channel logout).
-    """
+def _revoke_tokens(session: Session, user_id: int, client: Client) -> int:
     from sqlalchemy import update
 
     from oidc.models import Token
 
+    revoked = session.execute(
+        update(Token).where(Token.user_id == user_id, Token.client_pk == client.id,
+                            Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    return revoked or 0
+
+
+def _notify(session: Session, user_id: int, client: Client) -> None:
+    """Queue a back-channel logout for the portal (sent after the caller's commit)."""
+    from oidc.backchannel import queue_logout
+
+    queue_logout(session, user_id=user_id, sid=None, clients=[client],
+                 revoke_session_tokens=False)
+
+
+def withdraw(session: Session, *, user_id: int, client: Client, actor: str | None = None,
+             notify: bool = True) -> int:
+    """Withdraw everything the citizen granted ``client``: empty the grant lists, revoke the
+    portal's tokens for the citizen at once, queue a back-channel logout to the portal (unless
+    ``notify`` is False), audit it. Returns how many tokens were revoked.
+
+    The caller commits; the logout token is delivered after the commit.
+    """
     consent = load(session, user_id, client.id)
     previous_scopes = list(consent.granted_scopes or []) if consent else []
     previous_claims = list(consent.granted_claims or []) if consent else []
     if consent is not None:
         consent.granted_scopes = []
         consent.granted_claims = []
-    revoked = session.execute(
-        update(Token).where(Token.user_id == user_id, Token.client_pk == client.id,
-                            Token.revoked_at.is_(None))
-        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    revoked = _revoke_tokens(session, user_id, client)
+    if notify:
+        _notify(session, user_id, client)
     record(session, AuditTag.CONSENT_WITHDRAWN, actor=actor or f"citizen:{user_id}",
            subject_user_id=user_id, client_id=client.client_id,
            details={"scopes": previous_scopes, "claims": previous_claims,
-                    "tokens_revoked": revoked or 0})
-    return revoked or 0
+                    "tokens_revoked": revoked})
+    return revoked
+
+
+def withdraw_claims(session: Session, *, user_id: int, client: Client, claims: Iterable[str],
+                    actor: str | None = None, notify: bool = True) -> int:
+    """Withdraw single claims: remove them from the grant (and scopes none of whose claims
+    are left), revoke the portal's tokens for the citizen, queue a back-channel logout, audit
+    it (``partial: true``). The next request that asks for them shows the consent page again.
+    Withdrawing every claim of a portal leaves its sign-in grant (``openid``) in place; use
+    :func:`withdraw` for the whole portal. Returns how many tokens were revoked.
+    """
+    from oidc.claims import SCOPE_CLAIMS
+
+    consent = load(session, user_id, client.id)
+    granted = set(consent.granted_claims or []) if consent else set()
+    removed = sorted(set(claims) & granted)
+    if consent is None or not removed:
+        return 0
+    left = granted - set(removed)
+    removed_scopes = sorted(scope for scope in consent.granted_scopes or []
+                            if scope in SCOPE_CLAIMS and not set(SCOPE_CLAIMS[scope]) & left)
+    consent.granted_claims = sorted(left)
+    consent.granted_scopes = sorted(set(consent.granted_scopes or []) - set(removed_scopes))
+    revoked = _revoke_tokens(session, user_id, client)
+    if notify:
+        _notify(session, user_id, client)
+    record(session, AuditTag.CONSENT_WITHDRAWN, actor=actor or f"citizen:{user_id}",
+           subject_user_id=user_id, client_id=client.client_id,
+           details={"scopes": removed_scopes, "claims": removed, "tokens_revoked": revoked,
+                    "partial": True})
+    return revoked
