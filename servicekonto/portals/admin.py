@@ -312,22 +312,17 @@ def initial_tokens() -> Any:
                 db.session, organisation=org, scope=form.scope.data,
                 pre_approved=bool(form.pre_approved.data), uses=form.uses.data,
                 expires_at=expires_at, actor=_actor())
-        except (ValueError, LookupError, TypeError) as exc:
+        except ValueError as exc:  # InitialTokenUsageError: a message for the scope field
             db.session.rollback()
+            plain = None
             form.scope.errors = [*form.scope.errors, str(exc)]
-        except Exception as exc:  # noqa: BLE001 - the service's own error types
-            if exc.__class__.__module__ != tokens.__name__ and \
-                    "InvalidClientMetadata" not in type(exc).__name__:
-                raise
-            db.session.rollback()
-            form.scope.errors = [*form.scope.errors, getattr(exc, "description", str(exc))]
         else:
             db.session.commit()
-    rows = list(db.session.scalars(select(InitialAccessToken)
-                                   .order_by(InitialAccessToken.id.desc())))
+    rows = list(reversed(tokens.list_initial_tokens(db.session)))
     orgs = {o.id: o.name for o in services.list_organisations(db.session)}
+    states = {row.id: tokens.token_state(row) for row in rows}
     return render_template("admin/initial_tokens.html", form=form, plain=plain, tokens=rows,
-                           orgs=orgs, action_form=ActionForm(), now=utcnow())
+                           states=states, orgs=orgs, action_form=ActionForm())
 
 
 @bp.route("/initial-tokens/<int:token_id>/revoke", methods=["POST"])
@@ -340,7 +335,7 @@ def revoke_initial_token(token_id: int) -> Any:
     if row is None:
         raise NotFound()
     if row.revoked_at is None:
-        tokens.revoke_initial_token(db.session, row, actor=_actor())
+        tokens.revoke_initial_token(db.session, row.id, actor=_actor())
         db.session.commit()
         flash(_("The token has been revoked."), "success")
     return redirect(url_for("admin.initial_tokens"))
