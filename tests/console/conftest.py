@@ -73,3 +73,34 @@ def browser_post(browser, path: str, data: dict | None = None, index: int = 0): 
         action = page.url
     return browser.http.post(action, data={**form["fields"], **(data or {})},
                              allow_redirects=False)
+
+
+LOGOUT_TARGET = "http://127.0.0.1:9/abgemeldet"
+
+
+def bc_portal(provider: Provider, name: str, receiver: Receiver, *,
+              scope: str = "openid profile email address", **kwargs: Any):  # noqa: ANN201
+    """A portal with a back-channel logout URI at the fake receiver."""
+    return provider.portal(name, scope=scope, post_logout_redirect_uris=[LOGOUT_TARGET],
+                           backchannel_logout_uri=receiver.url(name), **kwargs)
+
+
+def wait_deliveries(provider: Provider) -> None:
+    assert provider.app.extensions["servicekonto.backchannel"].wait(20)
+
+
+def logout_claims(provider: Provider, item: dict) -> dict:
+    from joserfc import jwt
+
+    return jwt.decode(item["form"]["logout_token"], provider.jwks(),
+                      algorithms=["RS256"]).claims
+
+
+def userinfo_status(provider: Provider, token: dict) -> int:
+    return http_get(provider.base + "/userinfo",
+                    headers={"Authorization": f"Bearer {token['access_token']}"}).status_code
+
+
+def logged_in(browser) -> bool:  # noqa: ANN001
+    response = browser.http.get(browser.base + "/account", allow_redirects=False)
+    return response.status_code == 200
