@@ -26,6 +26,7 @@ from servicekonto.portals.forms import (
     InitialTokenForm,
     OperatorForm,
     OrganisationForm,
+    choice,
 )
 from servicekonto.portals.models import (
     DataAccessRequest,
@@ -202,8 +203,8 @@ def reject_request(request_id: int) -> Any:
 # -- operators and organisations ----------------------------------------------------------------
 
 def _org_choices() -> list[tuple[int, str]]:
-    return [(0, _("– none (administrators only) –")),
-            *((o.id, o.name) for o in services.list_organisations(db.session))]
+    return [choice(0, _("– none (administrators only) –")),
+            *(choice(o.id, o.name) for o in services.list_organisations(db.session))]
 
 
 @bp.route("/operators", methods=["GET", "POST"])
@@ -300,7 +301,7 @@ def initial_tokens() -> Any:
     from servicekonto.portals import initial_tokens as tokens
 
     form = InitialTokenForm()
-    form.organisation_id.choices = [(o.id, o.name)
+    form.organisation_id.choices = [choice(o.id, o.name)
                                     for o in services.list_organisations(db.session)]
     plain = None
     if form.validate_on_submit():

@@ -22,6 +22,16 @@ from servicekonto.portals.services import LEGAL_BASIS_MAX, NOTE_MAX, PURPOSE_MAX
 
 URI_LIST_MAX = 5000
 
+try:  # WTForms >= 3.3 (tuples are deprecated there)
+    from wtforms.fields.choices import SelectChoice as _SelectChoice
+except ImportError:  # pragma: no cover - older WTForms
+    _SelectChoice = None
+
+
+def choice(value: Any, label: Any) -> Any:
+    """One option of a SelectField in the form the installed WTForms expects."""
+    return _SelectChoice(value, label) if _SelectChoice is not None else (value, label)
+
 
 def _required() -> DataRequired:
     return DataRequired(message=_l("Please fill in this field."))
@@ -57,13 +67,13 @@ class CodeForm(FlaskForm):
 
 
 AUTH_METHOD_CHOICES = [
-    ("client_secret_basic", _l("Client secret (HTTP Basic) – recommended")),
-    ("client_secret_post", _l("Client secret in the request body")),
-    ("none", _l("None: public client with PKCE (single-page and mobile apps)")),
+    choice("client_secret_basic", _l("Client secret (HTTP Basic) – recommended")),
+    choice("client_secret_post", _l("Client secret in the request body")),
+    choice("none", _l("None: public client with PKCE (single-page and mobile apps)")),
 ]
 SUBJECT_TYPE_CHOICES = [
-    ("pairwise", _l("Pairwise (recommended): each portal sector sees its own identifier")),
-    ("public", _l("Public: the same identifier for every portal (needs a justification)")),
+    choice("pairwise", _l("Pairwise (recommended): each portal sector sees its own identifier")),
+    choice("public", _l("Public: the same identifier for every portal (needs a justification)")),
 ]
 
 
