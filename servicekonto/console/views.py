@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from flask import (
     Blueprint,
     Response,
@@ -24,7 +25,6 @@ from flask import (
     session,
     url_for,
 )
-from babel.dates import format_datetime
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
