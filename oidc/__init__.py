@@ -31,8 +31,10 @@ def init_oidc(app: Flask) -> None:
     for view in (authorize.authorize, authorize.token, authorize.userinfo_endpoint):
         csrf.exempt(view)
 
-    from oidc import logout, token_management
+    from oidc import logout, registration, token_management
 
+    app.register_blueprint(registration.bp)  # RFC 7591/7592: JSON, Bearer-authenticated
+    csrf.exempt(registration.bp)
     logout.register(app, server)
     token_management.register(app, server)
 

@@ -409,7 +409,7 @@ def _client_display(client: Client) -> dict[str, Any]:
 
 def _consent_page(client: Client, areq: AuthRequest, pending_id: str) -> Response:
     scopes = areq.scopes
-    wanted = claims_mod.consent_claims(areq.scope, areq.claims_request)
+    wanted = claims_mod.consent_claims(areq.scope, areq.claims_request, client.allowed_claims)
     body = render_template(
         "oidc/consent.html", portal=_client_display(client), pending_id=pending_id,
         labels=claims_mod.consent_labels(wanted, scopes))
@@ -510,7 +510,7 @@ def _decide(client: Client, areq: AuthRequest, pending_id: str | None) -> Respon
                                         portal=_client_display(client)),
                         status=403, mimetype="text/html")
 
-    wanted = claims_mod.consent_claims(areq.scope, areq.claims_request)
+    wanted = claims_mod.consent_claims(areq.scope, areq.claims_request, client.allowed_claims)
     if "consent" in areq.prompt or not consent_service.is_covered(consent, areq.scopes, wanted):
         if none:
             raise _error("consent_required", "The citizen has not consented yet.")
@@ -589,7 +589,7 @@ def consent() -> Response:
     if decision not in ("allow", "deny"):
         return page_response(PageError("invalid_request", "no decision"))
     _drop(pending_id)
-    wanted = claims_mod.consent_claims(areq.scope, areq.claims_request)
+    wanted = claims_mod.consent_claims(areq.scope, areq.claims_request, client.allowed_claims)
     scopes = areq.scopes
     if decision == "deny":
         consent_service.refuse(db.session, user_id=user.id, client=client, scopes=scopes,

@@ -7,7 +7,8 @@
   ``id_token`` members, each ``null`` (voluntary) or ``{"essential": true, "value"/"values"}``.
   Unknown claim names are ignored (5.5: "claims that are not understood MUST be ignored").
 * Release: the ID token carries only the claims its ``id_token`` member asked for; userinfo the
-  scope claims plus the ``userinfo`` member. Both are cut to what the citizen consented to.
+  scope claims plus the ``userinfo`` member. Both are cut to what the citizen consented to
+  and to the portal's ``allowed_claims`` (set by an administrator; None = its scopes' claims).
 
 Example::
 
@@ -18,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -97,21 +99,34 @@ def scope_claims(scope: str | list[str] | set[str]) -> set[str]:
     return {claim for s in scopes for claim in SCOPE_CLAIMS.get(s, ())}
 
 
-def consent_claims(scope: str, claims_request: dict[str, Any] | None) -> set[str]:
+def permitted(claims: set[str], allowed: Iterable[str] | None) -> set[str]:
+    """``claims`` cut to a portal's ``allowed_claims`` (None: every claim of its scopes).
+
+    An administrator approves single claims for a portal (purpose and legal basis per claim);
+    what is not approved is never asked for, shown on the consent page or released.
+    """
+    return set(claims) if allowed is None else set(claims) & set(allowed)
+
+
+def consent_claims(scope: str, claims_request: dict[str, Any] | None,
+                   allowed: Iterable[str] | None = None) -> set[str]:
     """Every user claim the request could release (needs the citizen's consent)."""
-    return (scope_claims(scope) | member_claims(claims_request, "userinfo")
-            | member_claims(claims_request, "id_token"))
+    return permitted(scope_claims(scope) | member_claims(claims_request, "userinfo")
+                     | member_claims(claims_request, "id_token"), allowed)
 
 
 def userinfo_claims(scope: str, claims_request: dict[str, Any] | None,
-                    granted: set[str] | list[str]) -> list[str]:
-    return sorted((scope_claims(scope) | member_claims(claims_request, "userinfo"))
-                  & set(granted))
+                    granted: set[str] | list[str],
+                    allowed: Iterable[str] | None = None) -> list[str]:
+    return sorted(permitted(scope_claims(scope) | member_claims(claims_request, "userinfo"),
+                            allowed) & set(granted))
 
 
 def id_token_claims(claims_request: dict[str, Any] | None,
-                    granted: set[str] | list[str]) -> list[str]:
-    return sorted(member_claims(claims_request, "id_token") & set(granted))
+                    granted: set[str] | list[str],
+                    allowed: Iterable[str] | None = None) -> list[str]:
+    return sorted(permitted(member_claims(claims_request, "id_token"), allowed)
+                  & set(granted))
 
 
 def requested_acr(claims_request: dict[str, Any] | None) -> tuple[list[str], bool]:

@@ -214,15 +214,20 @@ def _lookup(client_id: str) -> Any:
 
 
 @clients.command("list")
+@click.option("--status", type=click.Choice(["pending", "active", "suspended"]), default=None,
+              help="Only portals with this status (e.g. pending: waiting for approval).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @with_appcontext
-def clients_list(as_json: bool) -> None:
+def clients_list(status: str | None, as_json: bool) -> None:
     """List portals."""
     from oidc.clients import client_metadata
     from oidc.models import Client
     from servicekonto.db import db as database
 
-    for client in database.session.scalars(select(Client).order_by(Client.id)):
+    stmt = select(Client).order_by(Client.id)
+    if status:
+        stmt = stmt.where(Client.status == status)
+    for client in database.session.scalars(stmt):
         if as_json:
             click.echo(json.dumps(client_metadata(client)))
         else:
@@ -240,11 +245,23 @@ def clients_show(client_id: str) -> None:
     click.echo(json.dumps(client_metadata(_lookup(client_id)), indent=2))
 
 
+@clients.command("suspend")
+@click.argument("client_id")
+@with_appcontext
+def clients_suspend(client_id: str) -> None:
+    """Suspend a portal: no more logins or token requests, its tokens are revoked at once."""
+    _suspend(client_id)
+
+
 @clients.command("disable")
 @click.argument("client_id")
 @with_appcontext
 def clients_disable(client_id: str) -> None:
-    """Suspend a portal: no more logins or token requests, its tokens are revoked at once."""
+    """Alias of suspend."""
+    _suspend(client_id)
+
+
+def _suspend(client_id: str) -> None:
     from oidc.clients import set_status
     from oidc.models import ClientStatus
     from servicekonto.db import db as database
@@ -291,3 +308,166 @@ def clients_rotate_secret(client_id: str, as_json: bool) -> None:
         click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
     else:
         click.echo(f"new client secret for {client_id}: {secret}\n(shown only now)")
+
+
+@clients.command("approve")
+@click.argument("client_id")
+@with_appcontext
+def clients_approve(client_id: str) -> None:
+    """Approve a pending portal (registered by an operator): it becomes active."""
+    from oidc.clients import ClientError, approve_client
+    from servicekonto.db import db as database
+
+    client = _lookup(client_id)
+    try:
+        approve_client(database.session, client, actor="cli")
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    database.session.commit()
+    claims = ("every claim of its scopes" if client.allowed_claims is None
+              else ", ".join(client.allowed_claims) or "no personal claims")
+    click.echo(f"client {client_id} approved (active); scope: {client.scope}; "
+               f"claims: {claims}")
+
+
+@clients.command("delete")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def clients_delete(client_id: str, yes: bool) -> None:
+    """Delete a portal: its tokens are revoked, its codes, tokens and consents removed."""
+    from oidc.clients import delete_client
+    from servicekonto.db import db as database
+
+    client = _lookup(client_id)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException("refusing to delete without --yes (no terminal to "
+                                       "ask on)")
+        click.confirm(f"Delete portal {client_id} ({client.client_name})?", abort=True,
+                      err=True)
+    name = client.client_name
+    revoked = delete_client(database.session, client, actor="cli")
+    database.session.commit()
+    click.echo(f"client {client_id} ({name}) deleted; {revoked} tokens revoked")
+
+
+# -- initial access tokens (RFC 7591 registration) ----------------------------------------------
+
+_DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_expires(value: str) -> Any:
+    """``never``, a duration (``90m``, ``12h``, ``30d``) or an ISO 8601 time (UTC if naive)."""
+    import datetime as dt
+
+    from servicekonto.db import utcnow
+
+    text = value.strip().lower()
+    if text in ("never", "none", ""):
+        return None
+    if text[:-1].isdigit() and text[-1] in _DURATION_UNITS:
+        return utcnow() + dt.timedelta(seconds=int(text[:-1]) * _DURATION_UNITS[text[-1]])
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter("use never, a duration such as 30d, 12h, 90m, or an ISO "
+                                 "8601 time", param_hint="--expires") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _token_json(row: Any) -> dict[str, Any]:
+    from servicekonto.portals.initial_tokens import token_state
+
+    iso = lambda value: value.isoformat() if value else None  # noqa: E731
+    return {"id": row.id, "organisation": row.organisation.name,
+            "organisation_id": row.organisation_id, "scope": row.scope,
+            "pre_approved": row.pre_approved, "uses_left": row.uses_left,
+            "expires_at": iso(row.expires_at), "state": token_state(row),
+            "created_by": row.created_by, "created_at": iso(row.created_at),
+            "revoked_at": iso(row.revoked_at)}
+
+
+@clients.command("initial-token")
+@click.option("--operator", "organisation", required=True,
+              help="Organisation (name) whose portals register with it; created if missing.")
+@click.option("--scopes", default="openid", show_default=True,
+              help='Scopes its portals may ask for, e.g. "openid profile email".')
+@click.option("--uses", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many registrations it allows.")
+@click.option("--unlimited-uses", is_flag=True, help="No limit on registrations (until it "
+              "expires or is revoked).")
+@click.option("--expires", "expires", default="7d", show_default=True,
+              help="never, a duration (30d, 12h, 90m) or an ISO 8601 time.")
+@click.option("--pre-approved", is_flag=True,
+              help="Its portals are active at once (otherwise pending until approved).")
+@with_appcontext
+def clients_initial_token(organisation: str, scopes: str, uses: int, unlimited_uses: bool,
+                          expires: str, pre_approved: bool) -> None:
+    """Issue an initial access token for RFC 7591 registration.
+
+    Prints the token alone on standard output (shown once; stored hashed), everything else
+    on standard error: TOKEN=$(servicekonto clients initial-token --operator "Stadt X").
+    """
+    from servicekonto.db import db as database
+    from servicekonto.portals.initial_tokens import (
+        InitialTokenUsageError,
+        find_or_create_organisation,
+        issue_initial_token,
+    )
+
+    session = database.session
+    expires_at = _parse_expires(expires)
+    try:
+        org, created = find_or_create_organisation(session, organisation, actor="cli")
+        row, plain = issue_initial_token(
+            session, organisation=org, scope=scopes, pre_approved=pre_approved,
+            uses=None if unlimited_uses else uses, expires_at=expires_at, actor="cli")
+        session.commit()
+    except InitialTokenUsageError as exc:
+        session.rollback()
+        raise click.ClickException(str(exc)) from None
+    if created:
+        click.echo(f"created organisation {org.name!r} (id {org.id})", err=True)
+    click.echo(f"initial access token {row.id} for {org.name}: scope {row.scope!r}, "
+               f"{'unlimited uses' if row.uses_left is None else f'{row.uses_left} use(s)'}, "
+               f"expires {row.expires_at.isoformat() if row.expires_at else 'never'}, "
+               f"{'pre-approved' if row.pre_approved else 'portals pending approval'}",
+               err=True)
+    click.echo(plain)
+
+
+@clients.command("initial-tokens")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_appcontext
+def clients_initial_tokens(as_json: bool) -> None:
+    """List initial access tokens (never their values)."""
+    from servicekonto.db import db as database
+    from servicekonto.portals.initial_tokens import list_initial_tokens
+
+    for row in list_initial_tokens(database.session):
+        data = _token_json(row)
+        if as_json:
+            click.echo(json.dumps(data))
+        else:
+            uses = "unlimited" if data["uses_left"] is None else data["uses_left"]
+            click.echo(f"{data['id']}\t{data['state']}\t{data['organisation']}\t"
+                       f"scope={data['scope']}\tuses_left={uses}\t"
+                       f"expires={data['expires_at'] or 'never'}\t"
+                       f"{'pre-approved' if data['pre_approved'] else 'approval'}")
+
+
+@clients.command("revoke-initial-token")
+@click.argument("token_id", type=int)
+@with_appcontext
+def clients_revoke_initial_token(token_id: int) -> None:
+    """Revoke an initial access token by its id (portals registered with it stay)."""
+    from servicekonto.db import db as database
+    from servicekonto.portals.initial_tokens import InitialTokenUsageError, revoke_initial_token
+
+    try:
+        revoke_initial_token(database.session, token_id, actor="cli")
+    except InitialTokenUsageError as exc:
+        raise click.ClickException(str(exc)) from None
+    database.session.commit()
+    click.echo(f"initial access token {token_id} revoked")

@@ -54,6 +54,7 @@ def metadata() -> dict[str, Any]:
         "end_session_endpoint": _url("oidc_session.end_session"),
         "revocation_endpoint": _url("oidc_session.revocation"),
         "introspection_endpoint": _url("oidc_session.introspection"),
+        "registration_endpoint": _url("oidc_registration.register"),
         "scopes_supported": list(claims_mod.SCOPES_SUPPORTED),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
@@ -91,7 +92,8 @@ def metadata() -> dict[str, Any]:
     if doc["introspection_endpoint"]:
         doc["introspection_endpoint_auth_methods_supported"] = [
             m for m in methods if m in ServicekontoIntrospection.AUTH_METHODS]
-    for name in ("end_session_endpoint", "revocation_endpoint", "introspection_endpoint"):
+    for name in ("end_session_endpoint", "revocation_endpoint", "introspection_endpoint",
+                 "registration_endpoint"):
         if doc[name] is None:
             doc.pop(name)
     if "end_session_endpoint" not in doc:

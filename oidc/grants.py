@@ -115,7 +115,7 @@ def id_token(client: Client, user: User, *, access_token: str, auth_time: int | 
         payload["amr"] = list(amr)
     if sid:
         payload["sid"] = sid
-    names = claims_mod.id_token_claims(claims_request, granted)
+    names = claims_mod.id_token_claims(claims_request, granted, client.allowed_claims)
     values = claims_mod.claim_values(user, names)
     payload.update(values)
     token = jwt.encode({"alg": alg, "kid": kid}, payload, key, algorithms=[alg])

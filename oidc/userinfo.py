@@ -65,7 +65,8 @@ def userinfo() -> Response:
                             401, bearer=True)
     except JsonError as exc:
         return json_response(exc)
-    names = claims_mod.userinfo_claims(row.scope, row.claims_request, granted or [])
+    names = claims_mod.userinfo_claims(row.scope, row.claims_request, granted or [],
+                                       client.allowed_claims)
     values = claims_mod.claim_values(user, names)
     body = {"sub": subject_for(client, user.id), **values}
     record(db.session, AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
