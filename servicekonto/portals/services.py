@@ -245,6 +245,11 @@ def register_portal(session: Session, operator: Operator, *, name: str,
     client.organisation_id = operator.organisation_id
     client.allowed_claims = []
     session.flush()
+    tag = getattr(AuditTag, "CLIENT_REGISTERED", None)  # added with RFC 7591 registration
+    if tag is not None:
+        record(session, tag, actor=actor_of(operator), client_id=client.client_id,
+               details={"via": "portal", "organisation_id": operator.organisation_id,
+                        "status": client.status})
     return client, secret
 
 

@@ -37,6 +37,9 @@ from servicekonto.portals.web import (
 
 bp = Blueprint("operators", __name__, url_prefix="/operators")
 
+#: The account name authenticator apps show next to the operator's e-mail address.
+TOTP_ISSUER = "Servicekonto (Betreiber)"
+
 #: RFC 7591 member -> form field, to show InvalidClientMetadata next to the right field.
 _FIELD_OF = {
     "client_name": "client_name",
@@ -131,10 +134,7 @@ def login_code() -> Any:
             return redirect(next_url)
     context: dict[str, Any] = {"form": form, "enrol": enrol}
     if enrol and secret is not None:
-        from flask import current_app
-
-        issuer = current_app.config["SERVICEKONTO"].get("totp_issuer") or _("Servicekonto")
-        uri = totp.provisioning_uri(secret, operator.email, issuer=str(issuer))
+        uri = totp.provisioning_uri(secret, operator.email, issuer=TOTP_ISSUER)
         context.update(qr=totp.qr_data_uri(uri), manual_key=_group(secret))
     return render_template("portals/login_code.html", **context)
 
