@@ -7,7 +7,7 @@ CONFIG ?= config/development.toml
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres lint translations clean
+.PHONY: setup run test test-sqlite test-postgres lint translations clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,8 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Benchmarks of every hot path (not part of "make test"): bench/README.md; results in bench/results/.
+bench: setup
+	sh bench/setup.sh
+	$(BIN)/python bench/run.py

@@ -81,7 +81,9 @@ def make_engine(settings: dict[str, Any]) -> Engine:
         connect_args["connect_timeout"] = 5
     return create_engine(
         url,
-        pool_pre_ping=True,
+        # A ping is one extra round trip per request; without it a connection the server
+        # closed (restart, failover) fails one request and the pool is then invalidated.
+        pool_pre_ping=settings.get("database_pool_pre_ping", True),
         pool_size=settings["database_pool_size"],
         max_overflow=settings["database_max_overflow"],
         pool_recycle=settings["database_pool_recycle_seconds"],

@@ -168,6 +168,58 @@ def seal_quietly(engine: Engine, batch_size: int) -> None:
         log.exception("audit sealing failed; 'servicekonto audit seal' will catch up")
 
 
+class BackgroundSealer:
+    """Seal in batches off the request path: ``poke()`` after a commit that recorded something
+    wakes a daemon thread that waits ``interval`` seconds (collecting more commits), then seals
+    everything pending. At most one sealing transaction per interval per process, instead of
+    one per request; ``seal()``'s head lock keeps several processes (and cron) correct.
+
+    The thread is started lazily in the process that pokes (so it survives ``fork`` in
+    pre-forking servers: each worker starts its own). Unsealed entries live at most about
+    ``interval`` (plus the sealing time) while the process runs; on a crash, ``servicekonto
+    audit seal`` (cron) seals what is left.
+    """
+
+    def __init__(self, engine: Engine, batch_size: int, interval: float) -> None:
+        import threading
+
+        self.engine = engine
+        self.batch_size = batch_size
+        self.interval = interval
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def poke(self) -> None:
+        import os
+
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    import threading
+
+                    self._wake = threading.Event()
+                    thread = threading.Thread(target=self._run, name="audit-sealer",
+                                              daemon=True)
+                    thread.start()
+                    self._pid = os.getpid()
+        self._wake.set()
+
+    def _run(self) -> None:
+        import time
+
+        wake = self._wake
+        while True:
+            wake.wait()
+            time.sleep(self.interval)
+            wake.clear()
+            try:
+                seal(self.engine, batch_size=self.batch_size)
+            except Exception:  # noqa: BLE001 - retried on the next poke, and by cron
+                log.exception("background audit sealing failed; will retry")
+                wake.set()
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     sealed: int

@@ -1,0 +1,178 @@
+"""Hot-path endpoints issue a small, fixed number of database statements (CI guard).
+
+Counted with a ``before_cursor_execute`` listener on the app's engine while one HTTP request
+runs against the live server (the session store, the after-commit audit sealing and the
+endpoint itself all use that engine, so everything the request costs is counted). Transaction
+control (BEGIN/COMMIT) is not a statement; ``pool_pre_ping`` pings are not counted either.
+
+The limit is 4 round trips per request (docs/performance.md). On PostgreSQL the ORM sends
+several audit entries of one flush as one multi-row INSERT. SQLite (in-process, no network
+round trip) executes them one by one; there, consecutive executions of the identical INSERT
+statement count as one batch. Audit sealing is not part of the request when batched
+(``audit_seal_interval_ms``) and is switched off here so its batches do not land in a
+request's count.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import event
+
+from tests.oidc.conftest import Provider, http_get, http_post
+
+MAX_STATEMENTS = 4
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"audit_seal_after_commit": False}
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        with self.lock:
+            self.statements.append(" ".join(statement.split())[:160])
+
+
+@contextmanager
+def counting(provider: Provider) -> Iterator[Counter]:
+    engine = provider.app.extensions["servicekonto.db"].engine
+    counter = Counter()
+    event.listen(engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", counter)
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def signed_in(provider: Provider) -> dict[str, Any]:
+    """A citizen with a session and consent for a confidential ES256 portal; warm caches."""
+    email = provider.citizen()
+    portal = provider.portal(scope="openid profile email offline_access",
+                             grant_types=["authorization_code", "refresh_token"],
+                             id_token_signed_response_alg="ES256")
+    service = provider.portal("Fachverfahren", scope="fachverfahren.read",
+                              grant_types=["client_credentials"])
+    browser = provider.browser()
+    token, _rp, _landing = provider.login_flow(portal, browser, email,
+                                               scope="openid profile email offline_access")
+    return {"portal": portal, "service": service, "browser": browser, "token": token}
+
+
+def _authorize_url(provider: Provider, portal: Any) -> tuple[str, str]:
+    verifier, challenge = _pkce()
+    query = {"client_id": portal.client_id, "response_type": "code",
+             "scope": "openid profile email offline_access",
+             "redirect_uri": portal.redirect_uri, "state": secrets.token_urlsafe(8),
+             "nonce": secrets.token_urlsafe(8), "code_challenge": challenge,
+             "code_challenge_method": "S256"}
+    from urllib.parse import urlencode
+
+    return provider.base + "/authorize?" + urlencode(query), verifier
+
+
+def _code(provider: Provider, signed_in: dict[str, Any]) -> tuple[str, str]:
+    url, verifier = _authorize_url(provider, signed_in["portal"])
+    response = signed_in["browser"].http.get(url, allow_redirects=False, timeout=30)
+    assert response.status_code == 302, response.text
+    params = parse_qs(urlsplit(response.headers["Location"]).query)
+    return params["code"][0], verifier
+
+
+def round_trips(statements: list[str]) -> int:
+    """Statements, with a run of identical INSERTs (one ORM flush on SQLite) counted once."""
+    count, previous = 0, None
+    for statement in statements:
+        if not (statement.startswith("INSERT") and statement == previous):
+            count += 1
+        previous = statement
+    return count
+
+
+def _assert_within(counter: Counter, what: str) -> None:
+    listing = "\n".join(counter.statements)
+    trips = round_trips(counter.statements)
+    assert trips <= MAX_STATEMENTS, f"{what}: {trips} round trips:\n{listing}"
+
+
+def test_authorize_signed_in_with_consent(provider: Provider, signed_in: dict[str, Any]):
+    url, _ = _authorize_url(provider, signed_in["portal"])
+    with counting(provider) as counter:
+        response = signed_in["browser"].http.get(url, allow_redirects=False, timeout=30)
+    assert response.status_code == 302 and "code=" in response.headers["Location"]
+    _assert_within(counter, "authorize")
+
+
+def test_token_authorization_code(provider: Provider, signed_in: dict[str, Any]):
+    portal = signed_in["portal"]
+    code, verifier = _code(provider, signed_in)
+    with counting(provider) as counter:
+        response = http_post(provider.base + "/token", auth=(portal.client_id, portal.secret),
+                             data={"grant_type": "authorization_code", "code": code,
+                                   "redirect_uri": portal.redirect_uri,
+                                   "code_verifier": verifier})
+    assert response.status_code == 200, response.text
+    assert "id_token" in response.json()
+    _assert_within(counter, "token (authorization_code)")
+
+
+def test_token_refresh(provider: Provider, signed_in: dict[str, Any]):
+    portal = signed_in["portal"]
+    with counting(provider) as counter:
+        response = http_post(provider.base + "/token", auth=(portal.client_id, portal.secret),
+                             data={"grant_type": "refresh_token",
+                                   "refresh_token": signed_in["token"]["refresh_token"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["refresh_token"] != signed_in["token"]["refresh_token"]
+    _assert_within(counter, "token (refresh_token)")
+
+
+def test_token_client_credentials(provider: Provider, signed_in: dict[str, Any]):
+    service = signed_in["service"]
+    with counting(provider) as counter:
+        response = http_post(provider.base + "/token", auth=(service.client_id, service.secret),
+                             data={"grant_type": "client_credentials",
+                                   "scope": "fachverfahren.read"})
+    assert response.status_code == 200, response.text
+    _assert_within(counter, "token (client_credentials)")
+
+
+def test_userinfo(provider: Provider, signed_in: dict[str, Any]):
+    access = signed_in["token"]["access_token"]
+    with counting(provider) as counter:
+        response = http_get(provider.base + "/userinfo",
+                            headers={"Authorization": f"Bearer {access}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["sub"]
+    _assert_within(counter, "userinfo")
+
+
+def test_introspection(provider: Provider, signed_in: dict[str, Any]):
+    portal = signed_in["portal"]
+    access = signed_in["token"]["access_token"]
+    with counting(provider) as counter:
+        response = http_post(provider.base + "/oauth/introspect",
+                             auth=(portal.client_id, portal.secret), data={"token": access})
+    assert response.status_code == 200, response.text
+    assert response.json()["active"] is True
+    _assert_within(counter, "introspection")
