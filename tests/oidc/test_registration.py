@@ -373,7 +373,8 @@ def test_registration_access_token_errors_leak_nothing(provider: Provider) -> No
         assert response.status_code == 401, bearer
         assert response.json()["error"] == "invalid_token"
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    unknown = manage("GET", provider.base + "/oauth/register/nope", first["registration_access_token"])
+    unknown = manage("GET", provider.base + "/oauth/register/nope",
+                     first["registration_access_token"])
     assert unknown.status_code == 401 and unknown.json() == manage("GET", uri, "wrong").json()
     for method in ("PUT", "DELETE"):
         assert manage(method, uri, "wrong", body=None).status_code == 401
