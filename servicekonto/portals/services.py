@@ -27,9 +27,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from oidc.claims import SCOPE_CLAIMS
-from oidc.clients import InvalidClientMetadata, _uri_list, validate_uri
+from oidc.clients import (
+    approve_client,
+    create_client,
+    delete_client,
+    set_status,
+    update_client,
+)
 from oidc.models import Client, ClientStatus
-from oidc.subjects import SectorIdentifierError, sector_from
 from servicekonto.accounts import passwords
 from servicekonto.accounts.emails import InvalidEmail, normalize_email
 from servicekonto.audit import AuditTag, record
@@ -230,93 +235,59 @@ def register_portal(session: Session, operator: Operator, *, name: str,
                     redirect_uris: Sequence[str], post_logout_redirect_uris: Sequence[str],
                     backchannel_logout_uri: str | None, auth_method: str,
                     subject_type: str) -> tuple[Client, str | None]:
-    """A pending portal of the operator's organisation; returns it and its secret (once)."""
-    from oidc.clients import create_client
+    """A pending portal of the operator's organisation; returns it and its secret (once).
 
+    Raises InvalidClientMetadata. Audited by ``create_client`` (``client:client:registered``).
+    """
     if operator.organisation is None:
         raise PortalError("only operators of an organisation register portals")
-    client, secret = create_client(
+    return create_client(
         session, name=name, redirect_uris=list(redirect_uris),
         post_logout_redirect_uris=list(post_logout_redirect_uris),
         backchannel_logout_uri=backchannel_logout_uri or None, auth_method=auth_method,
         subject_type=subject_type, scope="openid", operator=operator.organisation.name,
-        contacts=[operator.email], status=ClientStatus.PENDING, actor=actor_of(operator))
-    client.registered_via = "portal"
-    client.organisation_id = operator.organisation_id
-    client.allowed_claims = []
-    session.flush()
-    tag = getattr(AuditTag, "CLIENT_REGISTERED", None)  # added with RFC 7591 registration
-    if tag is not None:
-        record(session, tag, actor=actor_of(operator), client_id=client.client_id,
-               details={"via": "portal", "organisation_id": operator.organisation_id,
-                        "status": client.status})
-    return client, secret
+        contacts=[operator.email], allowed_claims=[], status=ClientStatus.PENDING,
+        organisation_id=operator.organisation_id, registered_via="portal",
+        actor=actor_of(operator))
 
 
 def update_portal(session: Session, client: Client, operator: Operator, *, name: str,
                   redirect_uris: Sequence[str], post_logout_redirect_uris: Sequence[str],
-                  backchannel_logout_uri: str | None) -> list[str]:
-    """Change the portal's metadata; returns the names of the fields that changed.
-
-    Raises InvalidClientMetadata. A pairwise portal keeps its sector (its citizens' subject
-    identifiers): redirect URIs on another host need a new registration.
-    """
-    loopback = _settings()["allow_loopback_http"]
-    name = (name or "").strip()
-    if not name:
-        raise InvalidClientMetadata("client_name", "a name is required")
-    if len(name) > 200:
-        raise InvalidClientMetadata("client_name", "at most 200 characters")
-    redirects = _uri_list("redirect_uris", redirect_uris, allow_loopback_http=loopback,
-                          required="authorization_code" in (client.grant_types or []))
-    logout_redirects = _uri_list("post_logout_redirect_uris", post_logout_redirect_uris,
-                                 allow_loopback_http=loopback)
-    backchannel = (validate_uri("backchannel_logout_uri", backchannel_logout_uri,
-                                allow_loopback_http=loopback)
-                   if backchannel_logout_uri else None)
-    if client.subject_type == "pairwise" and redirects:
-        try:
-            sector = sector_from(redirects, client.sector_identifier_uri)
-        except SectorIdentifierError as exc:
-            raise InvalidClientMetadata("redirect_uris", str(exc)) from None
-        if sector != client.sector_identifier:
-            raise InvalidClientMetadata(
-                "redirect_uris", f"all redirect URIs must stay on {client.sector_identifier} "
-                                 "(pairwise subject identifiers depend on it)")
-    if backchannel is None and client.backchannel_logout_session_required:
-        client.backchannel_logout_session_required = False
-    changes = {"client_name": name, "redirect_uris": redirects,
-               "post_logout_redirect_uris": logout_redirects,
-               "backchannel_logout_uri": backchannel}
-    changed = [k for k, v in changes.items() if getattr(client, k) != v]
-    for key in changed:
-        setattr(client, key, changes[key])
-    if changed:
-        record(session, AuditTag.CLIENT_UPDATED, actor=actor_of(operator),
-               client_id=client.client_id, details={"changed": changed})
-        session.flush()
-    return changed
+                  backchannel_logout_uri: str | None) -> None:
+    """Change name and URIs; everything else stays (``update_client`` replaces all metadata,
+    so the current values are passed on). Raises InvalidClientMetadata: a pairwise portal
+    keeps its sector, the subject type and auth method do not change here."""
+    update_client(
+        session, client, name=name, redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_redirect_uris), scope=None,
+        grant_types=list(client.grant_types or []),
+        response_types=list(client.response_types or []),
+        auth_method=client.token_endpoint_auth_method, subject_type=client.subject_type,
+        id_token_signed_response_alg=client.id_token_signed_response_alg,
+        userinfo_signed_response_alg=client.userinfo_signed_response_alg,
+        backchannel_logout_uri=backchannel_logout_uri or None,
+        backchannel_logout_session_required=(bool(backchannel_logout_uri)
+                                             and client.backchannel_logout_session_required),
+        jwks=client.jwks, jwks_uri=client.jwks_uri,
+        sector_identifier_uri=client.sector_identifier_uri,
+        contacts=list(client.contacts or []), client_name_i18n=dict(client.client_name_i18n or {}),
+        logo_uri=client.logo_uri, policy_uri=client.policy_uri, tos_uri=client.tos_uri,
+        default_acr_values=list(client.default_acr_values or []),
+        default_max_age=client.default_max_age, require_auth_time=client.require_auth_time,
+        actor=actor_of(operator))
 
 
-def delete_portal(session: Session, client: Client, *, actor: str) -> None:
-    """Remove the portal; its tokens, codes, consents and requests go with it (cascades)."""
-    tag = getattr(AuditTag, "CLIENT_DELETED", AuditTag.CLIENT_UPDATED)
-    record(session, tag, actor=actor, client_id=client.client_id,
-           details={"client_name": client.client_name, "deleted": True,
-                    "previous_status": client.status})
-    session.delete(client)
-    session.flush()
+def delete_portal(session: Session, client: Client, *, actor: str) -> int:
+    """Remove the portal (tokens revoked; codes, consents and requests cascade)."""
+    return delete_client(session, client, actor=actor)
 
 
 def approve_portal(session: Session, client: Client, *, actor: str) -> None:
-    from oidc.clients import set_status
-
-    previous = client.status
-    set_status(session, client, ClientStatus.ACTIVE, actor=actor)
-    tag = getattr(AuditTag, "CLIENT_APPROVED", None)
-    if tag is not None:
-        record(session, tag, actor=actor, client_id=client.client_id,
-               details={"previous_status": previous})
+    """Pending -> active (``client:client:approved``); a suspended portal is re-activated."""
+    if client.status == ClientStatus.PENDING:
+        approve_client(session, client, actor=actor)
+    elif client.status != ClientStatus.ACTIVE:
+        set_status(session, client, ClientStatus.ACTIVE, actor=actor)
 
 
 # -- data-access requests -----------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_register_portal_pending_with_secret_shown_once(app, client):
     detail = client.get(f"/operators/portals/{client_id}").get_data(as_text=True)
     assert secret not in detail  # shown once only
     assert "wartet auf Freigabe" in detail
-    assert AuditTag.CLIENT_CREATED in audit_tags(app)
+    assert AuditTag.CLIENT_REGISTERED in audit_tags(app)
 
 
 def test_invalid_redirect_uri_shown_next_to_the_field(app, client):
