@@ -603,9 +603,10 @@ def update_client(
     """Replace the client's metadata (RFC 7592 2.2: omitted members get their defaults).
 
     ``scope`` None keeps the current scope; a scope may only shrink here (widening it is an
-    administrator's decision). The subject type and, for pairwise clients, the sector cannot
-    change: every citizen's ``sub`` at the portal would change. Returns a new plain secret
-    when the change needs one (a switch to a secret-based auth method), else None.
+    administrator's decision). The subject type and, for pairwise clients past approval, the
+    sector cannot change: every citizen's ``sub`` at the portal would change. Returns a new
+    plain secret when the change needs one (a switch to a secret-based auth method), else
+    None.
     ``allowed_claims``, status and organisation are not touched. The caller commits.
     """
     settings = settings or _settings()
@@ -631,7 +632,8 @@ def update_client(
     if values["subject_type"] != client.subject_type:
         raise InvalidClientMetadata("subject_type", "cannot change: every citizen's sub at "
                                                     "this portal would change")
-    if client.subject_type == "pairwise" and client.sector_identifier and \
+    if client.subject_type == "pairwise" and client.status != ClientStatus.PENDING and \
+            client.sector_identifier and \
             values["sector_identifier"] != client.sector_identifier and \
             not client.sector_identifier.startswith("client:"):
         raise InvalidClientMetadata(

@@ -407,6 +407,7 @@ def test_update_is_a_full_replacement(provider: Provider) -> None:
     assert client.logo_uri is None and client.check_client_secret(data["client_secret"])
     assert client.status == ClientStatus.PENDING
 
+    set_client(provider, data["client_id"], status=ClientStatus.ACTIVE)  # approved: has users
     bad = [
         ({**update, "client_id": "other"}, 400, "invalid_request"),
         ({k: v for k, v in update.items() if k != "client_id"}, 400, "invalid_request"),
@@ -437,6 +438,12 @@ def test_update_is_a_full_replacement(provider: Provider) -> None:
     assert back.status_code == 200 and back.json()["client_secret"]
     assert load(provider, data["client_id"]).check_client_secret(back.json()["client_secret"])
     assert tags(provider).count("client:client:updated") == 3
+
+    # a pending portal (no citizen has a sub there yet) may still move to another host
+    set_client(provider, data["client_id"], status=ClientStatus.PENDING)
+    moved = manage("PUT", uri, rat, {**update, "redirect_uris": ["https://neu.example/cb"]})
+    assert moved.status_code == 200, moved.text
+    assert load(provider, data["client_id"]).sector_identifier == "neu.example"
 
 
 def test_delete_revokes_tokens_and_the_registration_token(provider: Provider) -> None:
