@@ -7,7 +7,7 @@ CONFIG ?= config/development.toml
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres lint translations clean bench
+.PHONY: setup run test test-sqlite test-postgres lint translations clean soak bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ test-postgres: setup
 	else \
 	  echo "SKIPPED the PostgreSQL pass: no server reachable at $(PG_URL)."; \
 	fi
+
+# Bounded soak (not CI): two instances behind nginx on PostgreSQL and Redis; see bench/soak.py.
+SOAK_MINUTES ?= 3
+SOAK_RATE ?= 20
+soak: setup
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --postgres "$(PG_URL)" \
+	  --out bench/results/soak-$$(date -u +%F).md
 
 lint: setup
 	$(BIN)/ruff check .

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 from pathlib import Path
 
 
@@ -74,9 +73,9 @@ def on_starting(server) -> None:  # noqa: ANN001
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         path = Path(directory)
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True, mode=0o700)
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+        for stale in path.glob("*.db"):  # only prometheus_client's files, nothing else
+            stale.unlink()
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001
