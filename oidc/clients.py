@@ -11,7 +11,12 @@ Rules, with the reason for each:
 * Secrets are 32 random bytes (urlsafe base64), stored as SHA-256 hex, shown once.
 * Pairwise subjects need one sector: one redirect host, or a ``sector_identifier_uri`` whose
   JSON array lists every redirect URI (fetched and checked at registration).
-* Suspending a client revokes its tokens at once.
+* Suspending a client revokes its tokens at once; deleting it revokes them and removes the row
+  (codes, tokens, consents cascade; the audit log keeps the record).
+* Self-registration (oidc/registration.py, RFC 7591/7592) uses the same validation, plus a
+  fetch of ``jwks_uri`` (``check_jwks_uri``); ``update_client`` is a full replacement that may
+  not widen the scope, change the subject type or move an approved pairwise portal's sector.
+* ``allowed_claims`` is set by administrators only (None = every claim of the scopes).
 
 Example::
 
