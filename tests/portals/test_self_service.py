@@ -91,6 +91,9 @@ def test_edit_and_rotate_secret(app, client):
     login(client, app, make_operator(app, make_org(app)))
     client_id, secret = registered_portal(app, client)
     url = f"/operators/portals/{client_id}/edit"
+    with app.app_context():  # once active, citizens' subjects depend on the sector
+        db.session.scalar(select(Client).where(Client.client_id == client_id)).status = "active"
+        db.session.commit()
     moved = post_form(client, url, {"redirect_uris": "https://anderswo.example.de/cb"})
     assert moved.status_code == 200
     assert 'id="redirect_uris-error"' in moved.get_data(as_text=True)  # pairwise sector kept
