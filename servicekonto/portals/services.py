@@ -255,8 +255,8 @@ def update_portal(session: Session, client: Client, operator: Operator, *, name:
                   redirect_uris: Sequence[str], post_logout_redirect_uris: Sequence[str],
                   backchannel_logout_uri: str | None) -> None:
     """Change name and URIs; everything else stays (``update_client`` replaces all metadata,
-    so the current values are passed on). Raises InvalidClientMetadata: a pairwise portal
-    keeps its sector, the subject type and auth method do not change here."""
+    so the current values are passed on). Raises InvalidClientMetadata: an active pairwise
+    portal keeps its sector; the subject type and auth method do not change here."""
     update_client(
         session, client, name=name, redirect_uris=list(redirect_uris),
         post_logout_redirect_uris=list(post_logout_redirect_uris), scope=None,
