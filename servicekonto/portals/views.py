@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from oidc.clients import InvalidClientMetadata, rotate_secret
 from servicekonto.accounts.views import safe_next
+from servicekonto.audit import AuditTag, record
 from servicekonto.db import db
 from servicekonto.mfa import totp
 from servicekonto.portals import auth, services
@@ -29,6 +30,7 @@ from servicekonto.portals.forms import (
 )
 from servicekonto.portals.models import Operator, RequestStatus
 from servicekonto.portals.web import (
+    Forbidden,
     current_operator,
     operator_required,
     portal_for,
@@ -149,8 +151,6 @@ def logout() -> Any:
     if request.method == "POST" and form.validate_on_submit():
         operator = current_operator()
         if operator is not None:
-            from servicekonto.audit import AuditTag, record
-
             record(db.session, AuditTag.OPERATOR_LOGOUT, actor=services.actor_of(operator),
                    details={"operator_id": operator.id})
             db.session.commit()
@@ -176,8 +176,6 @@ def register() -> Any:
     operator = current_operator()
     assert operator is not None
     if operator.organisation_id is None:
-        from servicekonto.portals.web import Forbidden
-
         raise Forbidden(_("Only operators of an organisation register portals."))
     form = RegisterPortalForm()
     if form.validate_on_submit():
@@ -231,8 +229,6 @@ def edit(client_id: str) -> Any:
             _metadata_error(form, exc)
         else:
             db.session.commit()
-            from flask import flash
-
             flash(_("The changes have been saved."), "success")
             return redirect(url_for("operators.portal", client_id=client.client_id))
     return render_template("portals/edit.html", form=form, client=client)
@@ -282,8 +278,6 @@ def data_access(client_id: str) -> Any:
         elif not any(getattr(form, name).errors for name in form._fields):
             services.request_access(db.session, client, operator, wanted)
             db.session.commit()
-            from flask import flash
-
             flash(_("Your request has been sent to the administrators."), "success")
             return redirect(url_for("operators.portal", client_id=client.client_id))
     return render_template("portals/data_access.html", form=form, client=client, taken=taken)
