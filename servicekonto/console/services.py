@@ -109,6 +109,16 @@ class NotFound(ConsoleError):
     pass
 
 
+def about(user: User) -> list[Any]:
+    """Audit entries about ``user``: their id, and not older than the account. On SQLite an
+    id can be reused after the newest account was deleted (no AUTOINCREMENT); the time bound
+    keeps a deleted person's entries out of a later account's console."""
+    conditions: list[Any] = [AuditEvent.subject_user_id == user.id]
+    if user.created_at is not None:
+        conditions.append(AuditEvent.occurred_at >= user.created_at)
+    return conditions
+
+
 # -- profile ---------------------------------------------------------------------------------
 
 def update_profile(session: Session, user: User, values: dict[str, Any]) -> list[str]:
@@ -206,16 +216,16 @@ def _period(start: dt.date | None, end: dt.date | None) -> list[Any]:
     return conditions
 
 
-def _acr_by_family(session: Session, events: list[AuditEvent]) -> dict[int, str | None]:
+def _acr_by_family(session: Session, user: User,
+                   events: list[AuditEvent]) -> dict[int, str | None]:
     """acr for ID-token releases recorded without it: the token family issued in the same
     transaction (the OIDC_TOKEN_ISSUED/REFRESHED event just before, same portal) names the
     Token rows, which carry the acr of the login."""
     missing = [e for e in events if "acr" not in _details(e)]
     if not missing:
         return {}
-    user_id = missing[0].subject_user_id
     issued = session.scalars(
-        select(AuditEvent).where(AuditEvent.subject_user_id == user_id,
+        select(AuditEvent).where(*about(user),
                                  AuditEvent.tag.in_([AuditTag.OIDC_TOKEN_ISSUED,
                                                      AuditTag.OIDC_TOKEN_REFRESHED]))
         .order_by(AuditEvent.id)).all()
@@ -239,18 +249,18 @@ def _details(event: AuditEvent) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def disclosures(session: Session, user_id: int, *, client_id: str | None = None,
+def disclosures(session: Session, user: User, *, client_id: str | None = None,
                 start: dt.date | None = None, end: dt.date | None = None,
                 locale: str = "de", limit: int = 1000) -> list[Disclosure]:
     """Every release of claims (names) to a portal, newest first, from the audit log."""
     stmt = (select(AuditEvent)
-            .where(AuditEvent.subject_user_id == user_id,
-                   AuditEvent.tag == AuditTag.OIDC_CLAIMS_RELEASED, *_period(start, end))
+            .where(*about(user), AuditEvent.tag == AuditTag.OIDC_CLAIMS_RELEASED,
+                   *_period(start, end))
             .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit))
     if client_id:
         stmt = stmt.where(AuditEvent.client_id == client_id)
     events = list(session.scalars(stmt))
-    fallback = _acr_by_family(session, events)
+    fallback = _acr_by_family(session, user, events)
     names = _client_names(session, {e.client_id for e in events if e.client_id}, locale)
     out = []
     for event in events:
@@ -263,10 +273,10 @@ def disclosures(session: Session, user_id: int, *, client_id: str | None = None,
     return out
 
 
-def disclosure_portals(session: Session, user_id: int, locale: str) -> list[tuple[str, str]]:
+def disclosure_portals(session: Session, user: User, locale: str) -> list[tuple[str, str]]:
     """(client_id, name) of every portal that ever received data (for the filter)."""
     ids = set(session.scalars(
-        select(AuditEvent.client_id).where(AuditEvent.subject_user_id == user_id,
+        select(AuditEvent.client_id).where(*about(user),
                                            AuditEvent.tag == AuditTag.OIDC_CLAIMS_RELEASED)
         .distinct()))
     ids.discard(None)
@@ -311,13 +321,13 @@ class SignIn:
     reason: str | None
 
 
-def sign_in_history(session: Session, user_id: int, *, known_devices: dict[str, str]
+def sign_in_history(session: Session, user: User, *, known_devices: dict[str, str]
                     | None = None, limit: int = 100) -> list[SignIn]:
     """Logins, failures and lockouts of the account, newest first. The audit log holds only
     a hash of the User-Agent; where it matches a device we know (a live session, this
     browser) the device is named."""
     events = session.scalars(
-        select(AuditEvent).where(AuditEvent.subject_user_id == user_id,
+        select(AuditEvent).where(*about(user),
                                  AuditEvent.tag.in_([str(t) for t in SIGN_IN_TAGS]))
         .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit))
     outcome = {AuditTag.ACCOUNT_LOGIN_SUCCESS: "success", AuditTag.ACCOUNT_LOGIN_FAILURE:
@@ -396,8 +406,7 @@ def password_change_required(session: Session, user: User) -> bool:
     since (the audit event is the durable flag: no schema change)."""
     reported = session.scalar(
         select(AuditEvent.occurred_at)
-        .where(AuditEvent.subject_user_id == user.id,
-               AuditEvent.tag == AuditTag.ACCOUNT_COMPROMISE_REPORTED)
+        .where(*about(user), AuditEvent.tag == AuditTag.ACCOUNT_COMPROMISE_REPORTED)
         .order_by(AuditEvent.occurred_at.desc()).limit(1))
     return reported is not None and (user.password_changed_at is None
                                      or user.password_changed_at <= reported)
@@ -442,7 +451,7 @@ def export_data(session: Session, store: Any, user: User, *, current_key: str | 
     sessions = [{"signed_in_at": _iso(s.signed_in_at), "last_seen_at": _iso(s.last_seen_at),
                  "device": s.device, "ip": s.ip, "acr": s.acr, "current": s.current}
                 for s in active_sessions(store, user.id, current_key)]
-    events = session.scalars(select(AuditEvent).where(AuditEvent.subject_user_id == user.id)
+    events = session.scalars(select(AuditEvent).where(*about(user))
                              .order_by(AuditEvent.id))
     audit = [{"time": _iso(e.occurred_at), "event": e.tag, "actor": e.actor,
               "client_id": e.client_id, "ip": e.ip, "details": _details(e)} for e in events]
@@ -453,11 +462,11 @@ def export_data(session: Session, store: Any, user: User, *, current_key: str | 
         "consents": consents,
         "sessions": sessions,
         "tokens": tokens,
-        "disclosures": [d.as_dict() for d in disclosures(session, user.id, locale=locale,
+        "disclosures": [d.as_dict() for d in disclosures(session, user, locale=locale,
                                                           limit=100000)],
         "sign_ins": [{"time": _iso(s.occurred_at), "outcome": s.outcome, "ip": s.ip,
                       "reason": s.reason}
-                     for s in sign_in_history(session, user.id, limit=100000)],
+                     for s in sign_in_history(session, user, limit=100000)],
         "audit_events": audit,
     }
 

@@ -214,12 +214,12 @@ def withdraw(client_id: str) -> Any:
 def _filtered() -> tuple[DisclosureFilterForm, list[services.Disclosure]]:
     user = _user()
     form = DisclosureFilterForm(request.args)
-    choices = services.disclosure_portals(db.session, user.id, _locale())
+    choices = services.disclosure_portals(db.session, user, _locale())
     form.portal.choices = [("", _("All portals")), *choices]
     valid = form.validate()
     if not valid:
-        return form, services.disclosures(db.session, user.id, locale=_locale())
-    return form, services.disclosures(db.session, user.id, client_id=form.portal.data or None,
+        return form, services.disclosures(db.session, user, locale=_locale())
+    return form, services.disclosures(db.session, user, client_id=form.portal.data or None,
                                       start=form.start.data, end=form.end.data,
                                       locale=_locale())
 
@@ -268,7 +268,7 @@ def sign_ins() -> Any:
         import hashlib
 
         known[hashlib.sha256(agent.encode()).hexdigest()] = login_session.device_label(agent)
-    rows = services.sign_in_history(db.session, user.id, known_devices=known)
+    rows = services.sign_in_history(db.session, user, known_devices=known)
     return render_template("console/sign_ins.html", rows=rows)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from sqlalchemy import func, select
@@ -14,6 +13,7 @@ from servicekonto.audit.service import seal, verify
 from servicekonto.consent.models import Consent
 from servicekonto.db import db
 from servicekonto.sessions.models import WebSession
+from tests.accounts.conftest import PASSWORD as PASSWORD_ACCOUNTS
 from tests.console.conftest import (
     bc_portal,
     browser_post,
@@ -136,3 +136,22 @@ def test_delete_account(provider, receiver):
     result = verify(engine)
     assert result.ok, result.reason
     assert result.unsealed == 0
+
+
+def test_a_reused_id_does_not_inherit_the_deleted_persons_history(app, client):
+    """SQLite may hand a deleted account's id to the next account (no AUTOINCREMENT): the
+    console shows only entries newer than the account."""
+    from tests.console.conftest import login, make_user, post_form
+
+    first = make_user(app)
+    login(client, first.email)
+    response = post_form(client, "/account/delete", {"current_password": PASSWORD_ACCOUNTS,
+                                                     "confirm": "y"})
+    assert response.status_code == 200
+    second = make_user(app)
+    other = app.test_client()
+    login(other, second.email)
+    history = other.get("/account/sign-ins").get_data(as_text=True)
+    assert history.count("<td>Angemeldet</td>") == 1
+    data = other.get("/account/data/export.json").get_json()
+    assert "account:user:deleted" not in {e["event"] for e in data["audit_events"]}
