@@ -249,3 +249,21 @@ def test_record_of_processing_json_and_html(app):
     # administrators of any organisation may read it
     assert second.get(f"/operators/portals/{client_id}/record").status_code == 200
     assert second.get(f"/operators/portals/{client_id}/record.json").status_code == 200
+
+
+def test_initial_token_form_errors(app):
+    org_id = make_org(app)
+    admin = app.test_client()
+    login(admin, app, make_operator(app, None, admin=True))
+    bad_scope = post_form(admin, "/admin/initial-tokens", {
+        "organisation_id": str(org_id), "scope": "openid superpowers"}, form_index=-1)
+    assert bad_scope.status_code == 200
+    assert 'id="scope-error"' in bad_scope.get_data(as_text=True)
+    zero = post_form(admin, "/admin/initial-tokens", {
+        "organisation_id": str(org_id), "scope": "openid", "uses": "0"}, form_index=-1)
+    assert 'id="uses-error"' in zero.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(InitialAccessToken)) is None
+    assert admin.post("/admin/initial-tokens/999/revoke",
+                      data={"csrf_token": csrf_token(admin.get("/admin/initial-tokens")
+                                                     .get_data(as_text=True))}).status_code == 404
