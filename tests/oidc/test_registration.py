@@ -536,3 +536,43 @@ def test_empty_allowed_claims_release_nothing_personal(provider: Provider,
     info = http_get(provider.base + "/userinfo",
                     headers={"Authorization": f"Bearer {tokens['access_token']}"}).json()
     assert set(info) == {"sub"}
+
+
+# -- the initial-token service (used by the operator pages too) --------------------------------
+
+def test_initial_token_service(app) -> None:
+    from servicekonto.db import db
+    from servicekonto.portals import initial_tokens as it
+
+    with app.app_context():
+        session = db.session
+        row, plain = it.issue_initial_token(session, organisation="Land Hessen",
+                                            scope="profile email", uses=None, actor="test")
+        session.commit()
+        assert row.scope == "openid profile email" and row.token_hash != plain
+        for _ in range(3):  # unlimited uses
+            assert it.consume_initial_token(session, plain).id == row.id
+        session.commit()
+        assert session.get(InitialAccessToken, row.id).uses_left is None
+        assert it.token_state(row) == "usable"
+        it.revoke_initial_token(session, row.id, actor="test")
+        session.commit()
+        with pytest.raises(it.InitialTokenRevoked):
+            it.consume_initial_token(session, plain)
+        with pytest.raises(it.UnknownInitialToken):
+            it.check_initial_token(session, "")
+        with pytest.raises(it.InitialTokenUsageError):
+            it.issue_initial_token(session, organisation="Land Hessen", uses=0, actor="test")
+        with pytest.raises(it.InitialTokenUsageError):
+            it.issue_initial_token(session, organisation=" ", actor="test")
+        once, plain_once = it.issue_initial_token(session, organisation=row.organisation,
+                                                  uses=1, actor="test")
+        session.commit()
+        it.consume_initial_token(session, plain_once)
+        session.rollback()  # the registration failed: the use is not taken
+        assert it.check_initial_token(session, plain_once).uses_left == 1
+        it.consume_initial_token(session, plain_once)
+        session.commit()
+        with pytest.raises(it.InitialTokenExhausted):
+            it.consume_initial_token(session, plain_once)
+        assert [t.id for t in it.list_initial_tokens(session)] == [row.id, once.id]
