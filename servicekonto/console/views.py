@@ -52,7 +52,8 @@ CHECKED_FLAG = "console_password_change_checked"
 _ALWAYS_ALLOWED = frozenset({
     "static", "accounts.change_password", "accounts.logout", "accounts.login",
     "accounts.forgot_password", "accounts.reset_password", "accounts.verify_email",
-    "accounts.confirm_email_change",
+    "accounts.confirm_email_change", "oidc_session.end_session",
+    "oidc_session.end_session_confirm",
 })
 
 

@@ -104,3 +104,23 @@ def test_english_is_available(app, client):
     login(client, user.email)
     html = text(client.get("/account/profile?lang=en"))
     assert "Personal details" in html and "Persönliche Angaben" not in html
+
+
+def test_every_console_page_renders_in_both_languages_without_inline_code(app, client):
+    user = make_user(app)
+    login(client, user.email)
+    pages = ("/account", "/account/profile", "/account/portals", "/account/disclosures",
+             "/account/sign-ins", "/account/sessions", "/account/sessions/end-all",
+             "/account/not-me", "/account/data", "/account/delete")
+    for lang in ("de", "en"):
+        for path in pages:
+            response = client.get(f"{path}?lang={lang}")
+            assert response.status_code == 200, (path, lang)
+            html = text(response)
+            assert f'<html lang="{lang}">' in html
+            assert "<script" not in html and "style=" not in html and "<style" not in html
+            assert html.count("<h1") == 1, path
+            for form in parse_forms(html):
+                if form["method"].lower() == "post":
+                    assert "csrf_token" in form["fields"], path
+    assert "Verbundene Portale" in text(client.get("/account?lang=de"))
