@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from oidc.models import Client
@@ -41,11 +42,29 @@ def is_covered(consent: Consent | None, scopes: Iterable[str], claims: Iterable[
 
 
 def _row(session: Session, user_id: int, client: Client) -> Consent:
-    consent = load(session, user_id, client.id)
-    if consent is None:
-        consent = Consent(user_id=user_id, client_pk=client.id, granted_scopes=[],
-                          granted_claims=[], refused_scopes=[], refused_claims=[])
-        session.add(consent)
+    """The citizen's consent row for ``client``, locked for this transaction (created if new).
+
+    Two decisions at once (two tabs, two instances) must not lose one another's scopes or fail:
+    the row is read ``FOR UPDATE``; when it does not exist yet, the unique constraint
+    ``uq_consents_user_client`` decides who creates it and the other re-reads the winner's row.
+    """
+    stmt = select(Consent).where(Consent.user_id == user_id,
+                                 Consent.client_pk == client.id).with_for_update()
+    consent = session.scalar(stmt)
+    if consent is not None:
+        return consent
+    consent = Consent(user_id=user_id, client_pk=client.id, granted_scopes=[],
+                      granted_claims=[], refused_scopes=[], refused_claims=[])
+    if session.get_bind().dialect.name != "postgresql":
+        session.add(consent)  # SQLite serialises writers; no savepoint dance needed
+        return consent
+    try:
+        with session.begin_nested():
+            session.add(consent)
+            session.flush()  # waits for a parallel insert of the same pair to commit or abort
+    except IntegrityError:
+        consent = session.scalar(stmt)
+        assert consent is not None  # the winner's row, now committed
     return consent
 
 
