@@ -134,11 +134,10 @@ def _password_change_first() -> Any:
     """After "this was not me", the next page is the password change (until it is done)."""
     if session.get("_user_id") is None or request.endpoint in _ALWAYS_ALLOWED:
         return None
-    blueprint = (request.endpoint or "").partition(".")[0]
     flagged = bool(session.get(PASSWORD_CHANGE_FLAG))
     sid = _current_sid()
-    if not flagged and blueprint in ("accounts", "console") and session.get(CHECKED_FLAG) != sid:
-        # once per login, only on account pages (never on the provider's hot paths)
+    if not flagged and session.get(CHECKED_FLAG) != sid:
+        # once per login (its first request after the login page): one indexed query
         session[CHECKED_FLAG] = sid
         flagged = current_user.is_authenticated and services.password_change_required(
             db.session, _user())

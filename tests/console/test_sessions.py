@@ -149,3 +149,14 @@ def test_this_was_not_me(provider, receiver):
     assert first.http.get(provider.base + "/account", allow_redirects=False).status_code == 200
     assert first.http.get(provider.base + "/account/profile",
                           allow_redirects=False).status_code == 200
+
+
+def test_not_me_also_stops_a_new_sign_in_through_a_portal(provider, receiver):
+    email, first, second, (hund, _), _ = _two_browsers(provider, receiver)
+    assert browser_post(first, "/account/not-me").status_code == 303
+    fresh = provider.browser()
+    rp = provider.rp(hund)
+    url, _, _ = provider.authorization_url(rp, nonce="n")
+    landing = fresh.go(url, email=email)
+    assert landing.url is None  # not sent back to the portal
+    assert fresh.pages[-1] == "/account/password"
