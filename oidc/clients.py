@@ -90,6 +90,14 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def new_client_id() -> str:
+    """32 urlsafe characters; never starting with ``-`` (it would read as a CLI option)."""
+    while True:
+        client_id = secrets.token_urlsafe(24)
+        if client_id[0] != "-":
+            return client_id
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
@@ -517,7 +525,7 @@ def create_client(
     ``client:client:registered`` (API and self-service).
     """
     settings = settings or _settings()
-    client_id = secrets.token_urlsafe(24)
+    client_id = new_client_id()
     values = _validated(
         settings, client_id, name=name, redirect_uris=redirect_uris,
         post_logout_redirect_uris=post_logout_redirect_uris, scope=scope,
