@@ -44,6 +44,8 @@ LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS_PER_WORKER", "4"))
 WRK_THREADS = 1
+#: gunicorn (gthread, the baseline) or granian (Rust HTTP server, WSGI interface).
+SERVER_KIND = os.environ.get("BENCH_SERVER", "gunicorn")
 WRK_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 
 sys.path.insert(0, str(ROOT))
@@ -210,10 +212,16 @@ class Server:
     def __init__(self, env: dict[str, str], port: int, app: str = "wsgi:app") -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
-        argv = [str(VENV_BIN / "gunicorn"), "-k", "gthread", "-w", str(WORKERS),
-                "--threads", str(THREADS), "-b", f"127.0.0.1:{port}", "--backlog", "2048",
-                "--log-level", "warning", app]
-        self.command = " ".join(pinned(SERVER_CPU, argv)[:3] + argv[:1] + argv[1:])
+        if SERVER_KIND == "granian":
+            argv = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", str(WORKERS),
+                    "--blocking-threads", str(THREADS), "--runtime-threads", "1",
+                    "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048",
+                    "--no-ws", "--log-level", "warning", app]
+        else:
+            argv = [str(VENV_BIN / "gunicorn"), "-k", "gthread", "-w", str(WORKERS),
+                    "--threads", str(THREADS), "-b", f"127.0.0.1:{port}", "--backlog", "2048",
+                    "--log-level", "warning", app]
+        self.command = " ".join(pinned(SERVER_CPU, argv))
         self.proc = subprocess.Popen(pinned(SERVER_CPU, argv), cwd=ROOT,
                                      env={**os.environ, **env}, start_new_session=True,
                                      stdout=subprocess.DEVNULL,
@@ -229,6 +237,20 @@ class Server:
                     raise RuntimeError("server died; see bench/tmp/server.log") from None
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the gunicorn master and its workers (load-independent cost)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid == self.proc.pid or ppid == self.proc.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -302,13 +324,15 @@ def login_pages(base: str, count: int) -> list[str]:
 # -- wrk ----------------------------------------------------------------------------------------
 
 def wrk(base: str, script: str, duration: int, env: dict[str, str],
-        connections: int = WRK_CONNECTIONS) -> dict[str, Any]:
+        connections: int = WRK_CONNECTIONS, server: Server | None = None) -> dict[str, Any]:
     argv = pinned(LOAD_CPU, ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}s",
                              "--timeout", "10s", "-s", str(LUA / script), base])
     full_env = {**os.environ, "BENCH_LUA_DIR": str(LUA), "BENCH_THREADS": str(WRK_THREADS),
                 **env}
+    cpu_before = server.cpu_seconds() if server else 0.0
     done = subprocess.run(argv, env=full_env, capture_output=True, text=True,
                           timeout=duration + 60, check=False)
+    cpu_used = server.cpu_seconds() - cpu_before if server else 0.0
     match = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.M)
     if not match:
         raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
@@ -317,6 +341,8 @@ def wrk(base: str, script: str, duration: int, env: dict[str, str],
     result["rps"] = result["requests"] / seconds
     result["ok_rps"] = result["ok"] / seconds
     result["flows_per_s"] = result["flows"] / seconds
+    result["server_cpu_ms_per_request"] = (1000 * cpu_used / result["requests"]
+                                           if server and result["requests"] else 0.0)
     result["errors"] = (result["bad"] + result["connect_errors"] + result["read_errors"]
                         + result["write_errors"] + result["timeouts"])
     return result
@@ -373,13 +399,17 @@ def ceilings(settings: dict[str, Any]) -> dict[str, float]:
 
 ONLY: set[str] = set()
 EXTRA: dict[str, str] = {}
+#: The suite's server settings (beyond the defaults); each variant changes one of them.
+SUITE_SETTINGS: dict[str, Any] = {"audit_seal_interval_ms": 200, "database_pool_pre_ping": False}
+VARIANTS = [("userinfo_seal_each_commit", {"audit_seal_interval_ms": 0}),
+            ("userinfo_pre_ping", {"database_pool_pre_ping": True})]
 
 
 def run_database(kind: str, duration: int, quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": kind, "scenarios": {}}
     with database(kind) as url:
         port = free_port()
-        extra = {"audit_seal_interval_ms": 200, **EXTRA}
+        extra = {**SUITE_SETTINGS, **EXTRA}
         env = settings_for(url, port, extra)
         log(f"{kind}: seeding {url.split('@')[-1]}")
         seeded = seed(env)
@@ -393,26 +423,24 @@ def run_database(kind: str, duration: int, quick: bool) -> dict[str, Any]:
         server = Server(env, port)
         out["server_command"] = server.command
         try:
-            out["scenarios"] = scenarios(server.base, seeded, duration, quick)
+            out["scenarios"] = scenarios(server, seeded, duration, quick)
         finally:
             server.stop()
-        if ONLY and "userinfo_seal_each_commit" not in ONLY:
-            out["audit"] = audit_state(url)
-            return out
-        # The cost of audit sealing after every commit (the old default) on one hot path.
-        env2 = settings_for(url, port, {**extra, "audit_seal_interval_ms": 0})
-        server = Server(env2, port)
-        try:
-            browser = browser_login(server.base, [])
-            token = mint_tokens(server.base, browser_login(server.base, [seeded["ES256"]]),
-                                seeded["ES256"], 1)[0]
-            del browser
-            log(f"{kind}: userinfo, sealing after every commit")
-            out["scenarios"]["userinfo_seal_each_commit"] = wrk(
-                server.base, "simple.lua", duration,
-                {"BENCH_PATH": "/userinfo", "BENCH_AUTH": f"Bearer {token['access_token']}"})
-        finally:
-            server.stop()
+        # Variants on one hot path: what audit sealing per commit and connection pings cost.
+        for name, change in VARIANTS:
+            if ONLY and name not in ONLY:
+                continue
+            server = Server(settings_for(url, port, {**extra, **change}), port)
+            try:
+                token = mint_tokens(server.base, browser_login(server.base, [seeded["ES256"]]),
+                                    seeded["ES256"], 1)[0]
+                log(f"{kind}: {name}")
+                out["scenarios"][name] = wrk(
+                    server.base, "simple.lua", duration,
+                    {"BENCH_PATH": "/userinfo", "BENCH_AUTH": f"Bearer {token['access_token']}"},
+                    server=server)
+            finally:
+                server.stop()
         out["audit"] = audit_state(url)
     return out
 
@@ -436,7 +464,9 @@ def audit_state(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
-def scenarios(base: str, seeded: dict[str, Any], duration: int, quick: bool) -> dict[str, Any]:
+def scenarios(server: Server, seeded: dict[str, Any], duration: int,
+              quick: bool) -> dict[str, Any]:
+    base = server.base
     results: dict[str, Any] = {}
     es, rs, service = seeded["ES256"], seeded["RS256"], seeded["service"]
     browser = browser_login(base, [es, rs])
@@ -453,7 +483,7 @@ def scenarios(base: str, seeded: dict[str, Any], duration: int, quick: bool) -> 
         if ONLY and name not in ONLY:
             return
         log(f"{name} ({seconds}s, {connections} connections)")
-        results[name] = wrk(base, script, seconds, env, connections)
+        results[name] = wrk(base, script, seconds, env, connections, server)
         r = results[name]
         log(f"  {r['rps']:.0f} req/s, flows/s {r['flows_per_s']:.1f}, "
             f"p50 {r['p50_us']/1000:.1f} ms, errors {r['errors']}")
@@ -495,7 +525,7 @@ def bare(duration: int) -> dict[str, Any]:
     server = Server({}, port, app="bench.bare_app:app")
     try:
         log("bare Flask route")
-        return wrk(server.base, "simple.lua", duration, {"BENCH_PATH": "/bare"})
+        return wrk(server.base, "simple.lua", duration, {"BENCH_PATH": "/bare"}, server=server)
     finally:
         server.stop()
 
@@ -523,7 +553,8 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
         f"- CPU split: server `taskset -c {SERVER_CPU}`, wrk `taskset -c {LOAD_CPU}` "
         f"({'applied' if have_taskset() else 'NOT applied: taskset or 2nd CPU missing'}); "
         "PostgreSQL unpinned (shares both cores)",
-        f"- Server: gunicorn gthread, {WORKERS} workers x {THREADS} threads; wrk "
+        f"- Server: {SERVER_KIND}{' gthread' if SERVER_KIND == 'gunicorn' else ' wsgi'}, "
+        f"{WORKERS} workers x {THREADS} threads; wrk "
         f"{WRK_THREADS} thread, {WRK_CONNECTIONS} connections (login: 4), {duration} s per "
         "scenario, after a warm-up (seeding, login, token minting through HTTP)",
         "",
@@ -537,16 +568,19 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
         f"{ceil['rs256_sign_s']*1000:.2f} ms | {1/ceil['rs256_sign_s']:.0f} |",
         f"| ES256 sign, P-256 (joserfc) | {ceil['es256_sign_s']*1000:.3f} ms | "
         f"{1/ceil['es256_sign_s']:.0f} |",
-        f"| bare Flask route, same gunicorn set-up | p50 {bare_result['p50_us']/1000:.2f} ms |"
-        f" {bare_result['rps']:.0f} req/s |",
+        f"| bare Flask route, same {SERVER_KIND} set-up | server CPU "
+        f"{bare_result['server_cpu_ms_per_request']:.3f} ms/req (p50 "
+        f"{bare_result['p50_us']/1000:.2f} ms) | {bare_result['rps']:.0f} req/s measured, "
+        f"{1000 / max(bare_result['server_cpu_ms_per_request'], 1e-6):.0f} by CPU |",
         "",
     ]
     for run in runs:
         lines += [f"## {run['kind']}", "",
                   f"Server command: `{run['server_command']}`  ",
                   f"Settings: `{json.dumps(run['server_settings'])}`", "",
-                  "| scenario | req/s | flows/s | p50 ms | p95 ms | p99 ms | errors | target "
-                  "| met |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| scenario | req/s | flows/s | p50 ms | p95 ms | p99 ms | errors | server CPU "
+                  "ms/req | one-core capacity req/s | target | met |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in run["scenarios"].items():
             target, met = "", ""
             if name in TARGETS:
@@ -562,10 +596,12 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
                     target = f">= {value} req/s"
                     met = "yes" if r["ok_rps"] >= value else "NO"
             flows = f"{r['flows_per_s']:.1f}" if r["flows"] else ""
+            cpu = r.get("server_cpu_ms_per_request") or 0.0
+            capacity = f"{1000 / cpu:.0f}" if cpu else ""
             lines.append(
                 f"| {name} | {r['rps']:.0f} | {flows} | {r['p50_us']/1000:.2f} | "
-                f"{r['p95_us']/1000:.2f} | {r['p99_us']/1000:.2f} | {r['errors']} | {target} "
-                f"| {met} |")
+                f"{r['p95_us']/1000:.2f} | {r['p99_us']/1000:.2f} | {r['errors']} | {cpu:.2f} "
+                f"| {capacity} | {target} | {met} |")
         a = run["audit"]
         lines += ["", f"Audit chain after the run: {a['verified']} entries verified "
                   f"({'ok' if a['ok'] else 'BROKEN: ' + str(a['reason'])}) in "
@@ -575,8 +611,13 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
               "its req/s is both requests together, latencies are per request. `login` counts "
               "successful form posts (302). `userinfo_seal_each_commit` is userinfo with the "
               "audit chain sealed after every commit instead of in batches "
-              "(`audit_seal_interval_ms = 0`). Errors are unexpected statuses plus socket "
-              "errors and timeouts.", ""]
+              "(`audit_seal_interval_ms = 0`); `userinfo_pre_ping` is userinfo with "
+              "`database_pool_pre_ping = true` (the default). Errors are unexpected statuses "
+              "plus socket errors and timeouts. Server CPU ms/req: user+system CPU of the gunicorn "
+              "processes during the scenario divided by the requests (for flows: per request, "
+              "two requests per flow); one-core capacity = 1000 / that, the rate the server "
+              "could sustain on one otherwise idle core with the database elsewhere: the "
+              "load-independent figure on a shared machine.", ""]
     return "\n".join(lines)
 
 

@@ -89,20 +89,41 @@ class ClientCache:
         row = self._rows.get(client_id)
         if row is not None:
             return row
+        return self._load(Client.client_id == client_id)
+
+    def get_by_pk(self, pk: int) -> Client | None:
+        self._recheck()
+        row = self._rows.get(pk)  # type: ignore[call-overload]
+        if row is not None:
+            return row
+        return self._load(Client.id == pk)
+
+    def _load(self, where: Any) -> Client | None:
         generation = self._rows
         with Session(self.engine, expire_on_commit=False) as session:
-            row = session.scalar(select(Client).where(Client.client_id == client_id))
+            row = session.scalar(select(Client).where(where))
             if row is None:
                 return None  # misses are not cached (a new client works at once)
             session.expunge(row)
         with self._lock:
             if self._rows is generation:  # not invalidated while we read
-                self._rows[client_id] = row
+                self._rows[row.client_id] = row
+                self._rows[row.id] = row  # type: ignore[index]
         return row
 
 
 def client_cache(app: Flask | None = None) -> ClientCache | None:
     return (app or current_app).extensions.get(CLIENT_CACHE_KEY)
+
+
+def client_by_pk(pk: int) -> Client | None:
+    """The client row with primary key ``pk`` (any status), from the cache when enabled."""
+    cache = client_cache()
+    if cache is not None:
+        return cache.get_by_pk(pk)
+    from servicekonto.db import db
+
+    return db.session.get(Client, pk)
 
 
 def get_client(client_id: str) -> Client | None:

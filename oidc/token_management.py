@@ -53,6 +53,7 @@ class FoundToken:
 
     row: Token
     kind: str  # "access_token" | "refresh_token"
+    client: Client | None = None  # set once the token's client is known (introspection)
 
     def is_active(self, now: dt.datetime | None = None) -> bool:
         now = now or utcnow()
@@ -167,7 +168,10 @@ class ServicekontoIntrospection(_ClientAuthMixin, IntrospectionEndpoint):
 
     def check_permission(self, token: FoundToken, client: Any, request: Any) -> bool:  # noqa: ANN401
         own = client_row(client)
-        return own is not None and token.row.client_pk == own.id
+        allowed = own is not None and token.row.client_pk == own.id
+        if allowed:
+            token.client = own  # the token's own client (cached row): no second read
+        return allowed
 
     def create_introspection_payload(self, token: FoundToken | None) -> dict[str, Any]:
         if token is None or not token.is_active():
@@ -176,7 +180,7 @@ class ServicekontoIntrospection(_ClientAuthMixin, IntrospectionEndpoint):
 
     def introspect_token(self, token: FoundToken) -> dict[str, Any]:
         row = token.row
-        client = _session().get(Client, row.client_pk)
+        client = token.client or _session().get(Client, row.client_pk)
         if client is None or client.status != "active":
             return {"active": False}
         expires = row.access_expires_at if token.kind == "access_token" else (
