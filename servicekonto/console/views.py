@@ -25,7 +25,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
@@ -109,9 +109,10 @@ def _device_text(label: str | None) -> str:
 
 def _too_many(retry_after: int) -> TooManyAttempts:
     minutes = max(1, -(-int(retry_after) // 60))
-    return TooManyAttempts(retry_after, _(
+    return TooManyAttempts(retry_after, ngettext(
+        "Too many attempts. For your protection, please try again in %(num)d minute.",
         "Too many attempts. For your protection, please try again in %(num)d minutes.",
-        num=minutes))
+        minutes))
 
 
 def _password_ok(user: User, password: str) -> bool:
