@@ -62,4 +62,5 @@ clean:
 # Benchmarks of every hot path (not part of "make test"): bench/README.md; results in bench/results/.
 bench: setup
 	sh bench/setup.sh
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/run.py

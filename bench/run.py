@@ -401,6 +401,8 @@ ONLY: set[str] = set()
 EXTRA: dict[str, str] = {}
 #: The suite's server settings (beyond the defaults); each variant changes one of them.
 SUITE_SETTINGS: dict[str, Any] = {"audit_seal_interval_ms": 200, "database_pool_pre_ping": False}
+GRANIAN_SUBSET = ("discovery", "userinfo", "introspection", "client_credentials", "refresh",
+                  "flow_es256")
 VARIANTS = [("userinfo_seal_each_commit", {"audit_seal_interval_ms": 0}),
             ("userinfo_pre_ping", {"database_pool_pre_ping": True})]
 
@@ -577,6 +579,9 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
     for run in runs:
         lines += [f"## {run['kind']}", "",
                   f"Server command: `{run['server_command']}`  ",
+                  *([f"Bare Flask route under this server: server CPU "
+                     f"{run['bare']['server_cpu_ms_per_request']:.3f} ms/req, "
+                     f"{run['bare']['rps']:.0f} req/s measured  "] if "bare" in run else []),
                   f"Settings: `{json.dumps(run['server_settings'])}`", "",
                   "| scenario | req/s | flows/s | p50 ms | p95 ms | p99 ms | errors | server CPU "
                   "ms/req | one-core capacity req/s | target | met |",
@@ -627,6 +632,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="shorter login scenario")
     parser.add_argument("--out", default="", help="results file (default bench/results/...)")
+    parser.add_argument("--no-granian", action="store_true",
+                        help="skip the granian comparison at the end")
     parser.add_argument("--only", default="", help="comma-separated scenarios (exploration)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra server setting, e.g. database_pool_pre_ping=false")
@@ -648,6 +655,20 @@ def main() -> int:
     log(f"ceilings: {ceil}")
     bare_result = bare(args.duration)
     runs = [run_database(kind, args.duration, args.quick) for kind in kinds]
+    global SERVER_KIND
+    if (shutil.which(str(VENV_BIN / "granian")) and SERVER_KIND == "gunicorn" and not ONLY
+            and not args.no_granian):
+        # The same app under granian (Rust HTTP server) on a subset: the server's own share.
+        SERVER_KIND = "granian"
+        ONLY.update(GRANIAN_SUBSET)
+        try:
+            run = run_database(kinds[-1], args.duration, args.quick)
+            run["kind"] = f"{kinds[-1]}, granian (subset)"
+            run["bare"] = bare(args.duration)
+            runs.append(run)
+        finally:
+            SERVER_KIND = "gunicorn"
+            ONLY.clear()
     load_after = f"{os.getloadavg()[0]:.2f}"
     text = markdown(runs, ceil, bare_result, args.duration, load_before, load_after)
     commit = git("rev-parse", "--short", "HEAD")
