@@ -175,14 +175,11 @@ def _end_every_session(user_id: int) -> None:
     """End the account's sessions and tell their portals (back-channel logout), like a logout.
 
     The store is changed outside the database session's transaction (SQLite: one writer)."""
-    from servicekonto.accounts.login_session import logged_out
+    from servicekonto.console.services import end_sessions
     from servicekonto.db import db as database
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for ended in app.extensions["servicekonto.session_store"].delete_for_user(user_id):
-        sid = (ended.data.get("auth") or {}).get("sid")
-        if sid:
-            logged_out.send(app, user_id=user_id, sid=sid)
+    end_sessions(app, app.extensions["servicekonto.session_store"], user_id)
     database.session.commit()
     deliveries = app.extensions.get("servicekonto.backchannel")
     if deliveries is not None and not deliveries.wait(30):
