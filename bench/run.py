@@ -47,6 +47,7 @@ WRK_THREADS = 1
 #: gunicorn (gthread, the baseline) or granian (Rust HTTP server, WSGI interface).
 SERVER_KIND = os.environ.get("BENCH_SERVER", "gunicorn")
 WRK_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+LOGIN_CONNECTIONS = int(os.environ.get("BENCH_LOGIN_CONNECTIONS", "4"))
 
 sys.path.insert(0, str(ROOT))
 
@@ -337,6 +338,10 @@ def wrk(base: str, script: str, duration: int, env: dict[str, str],
     if not match:
         raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
     result = json.loads(match.group(1))
+    first_bad = re.search(r"^BENCH_FIRST_BAD (.*)$", done.stdout, re.M)
+    if first_bad:
+        result["first_bad"] = first_bad.group(1)[:300]
+        log(f"  first unexpected answer: {result['first_bad']}")
     seconds = result["duration_us"] / 1e6
     result["rps"] = result["requests"] / seconds
     result["ok_rps"] = result["ok"] / seconds
@@ -358,6 +363,23 @@ def timed(fn: Any, n: int) -> float:
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def argon2_verify_seconds(settings: dict[str, Any], n: int = 20) -> float:
+    """Median Argon2id verify time at the configured parameters, on the server's core."""
+    from argon2 import PasswordHasher
+
+    if have_taskset():
+        os.sched_setaffinity(0, {int(SERVER_CPU)})
+    try:
+        hasher = PasswordHasher(time_cost=settings["argon2_time_cost"],
+                                memory_cost=settings["argon2_memory_kib"],
+                                parallelism=settings["argon2_parallelism"])
+        stored = hasher.hash(PASSWORD)
+        return timed(lambda: hasher.verify(stored, PASSWORD), n)
+    finally:
+        if have_taskset():
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
 
 
 def ceilings(settings: dict[str, Any]) -> dict[str, float]:
@@ -517,8 +539,12 @@ def scenarios(server: Server, seeded: dict[str, Any], duration: int,
     if ONLY and "login" not in ONLY:
         return results
     login_file.write_text("\n".join(login_pages(base, 60 * login_seconds)) + "\n")
-    run("login", "login.lua", {"BENCH_DATA": str(login_file)}, connections=4,
+    # The Argon2id ceiling again, now, in the conditions of this scenario (shared machine).
+    ceiling_now = argon2_verify_seconds(seeded["settings"])
+    run("login", "login.lua", {"BENCH_DATA": str(login_file)}, connections=LOGIN_CONNECTIONS,
         seconds=login_seconds)
+    results["login"]["argon2_verify_s_now"] = ceiling_now
+    log(f"  Argon2id verify right before: {ceiling_now * 1000:.1f} ms")
     return results
 
 
@@ -591,8 +617,10 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
             if name in TARGETS:
                 value, unit = TARGETS[name]
                 if name == "login":
-                    goal = value * argon_rate
-                    target = f">= {goal:.1f}/s (80 % of {argon_rate:.1f})"
+                    rate = 1 / r.get("argon2_verify_s_now", ceil["argon2_verify_s"])
+                    goal = value * rate
+                    target = (f">= {goal:.1f}/s (80 % of {rate:.1f}, the Argon2id ceiling "
+                              "measured right before)")
                     met = "yes" if r["flows_per_s"] >= goal else "NO"
                 elif unit == "flows/s":
                     target = f">= {value} flows/s"

@@ -36,6 +36,8 @@ end
 function done(summary, latency, requests)
   local t_ok, t_bad, t_flows = 0, 0, 0
   for _, thread in ipairs(threads) do
+    local first = thread:get("first_bad")
+    if first then io.write("BENCH_FIRST_BAD " .. first .. "\n") end
     t_ok = t_ok + (thread:get("ok") or 0)
     t_bad = t_bad + (thread:get("bad") or 0)
     t_flows = t_flows + (thread:get("flows") or 0)

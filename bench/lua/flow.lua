@@ -28,12 +28,16 @@ end
 
 function response(status, headers, body)
   if status == 302 then
-    local code = string.match(headers["Location"] or "", "[?&]code=([^&]+)")
+    local location = headers["Location"] or headers["location"] or ""  -- granian: lower case
+    local code = string.match(location, "[?&]code=([^&]+)")
     if code then table.insert(codes, code); ok = ok + 1 else bad = bad + 1 end
   elseif status == 200 and string.find(body, '"id_token"', 1, true) then
     ok = ok + 1
     flows = flows + 1
   else
     bad = bad + 1
+    if not first_bad then
+      first_bad = status .. " " .. (headers["Location"] or "") .. " " .. string.sub(body or "", 1, 200)
+    end
   end
 end
