@@ -118,3 +118,31 @@ def test_metrics_and_readiness_per_instance(cluster):
     # request id is handed through.
     response = http_get(cluster.nginx.url + "/healthz", headers={"X-Request-ID": "probe-42"})
     assert response.headers["X-Request-ID"] == "probe-42"
+
+
+def test_metrics_aggregate_every_gunicorn_worker(tmp_path, scaleout_database, own_redis,
+                                                  mailbox):
+    """PROMETHEUS_MULTIPROC_DIR: /metrics counts what every worker served, whichever answers."""
+    import re
+
+    from tests.scaleout.conftest import make_cluster
+
+    single = make_cluster(tmp_path, scaleout_database, own_redis.url, mailbox.port,
+                          names=("a",), with_nginx=False)
+    instance = single.instances["a"]
+    try:
+        instance.start(workers=2, threads=2)
+        metrics_dir = instance.workdir / "a-metrics"
+        served = 0
+        # New connections until both workers have served some (the kernel spreads accepts).
+        while served < 400 and (served < 40 or len(list(metrics_dir.glob("histogram_*.db"))) < 2):
+            assert http_get(instance.url + "/healthz").status_code == 200
+            served += 1
+        assert len(list(metrics_dir.glob("histogram_*.db"))) == 2, "one worker took everything"
+        text = http_get(instance.url + "/metrics").text
+        counts = re.findall(r'servicekonto_http_request_duration_seconds_count\{'
+                            r'endpoint="health.healthz",method="GET",status="200"\} (\S+)', text)
+        assert counts and float(counts[0]) >= served, (counts, served)  # both workers summed
+    finally:
+        instance.stop()
+        single.app.extensions["servicekonto.db"].engine.dispose()
