@@ -67,6 +67,9 @@ class DatabaseSessionStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Reads are one SELECT: autocommit spares the BEGIN and ROLLBACK round trips that a
+        # transaction costs on every request with a session cookie (docs/performance.md).
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @staticmethod
     def _to_record(row: WebSession) -> SessionRecord:
@@ -77,7 +80,7 @@ class DatabaseSessionStore:
         )
 
     def load(self, key: str) -> SessionRecord | None:
-        with Session(self.engine) as session:
+        with Session(self._reader) as session:
             row = session.get(WebSession, key)
             return self._to_record(row) if row else None
 
