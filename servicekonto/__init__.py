@@ -13,7 +13,6 @@ from flask import Flask, session
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from servicekonto.settings import ensure_secret_key, load_settings
@@ -82,35 +81,14 @@ def _translation_directories() -> list[str]:
 
 def _init_database(app: Flask, settings: dict[str, Any]) -> None:
     from servicekonto import models  # noqa: F401 - registers every table on Base.metadata
-    from servicekonto.audit.service import PENDING_FLAG, seal_quietly
+    from servicekonto.audit.service import install_sealing
     from servicekonto.db import Database
 
     database = Database()
     database.init_app(app, settings)
 
-    if settings["audit_seal_after_commit"]:
-        batch = settings["audit_seal_batch_size"]
-        interval_ms = settings.get("audit_seal_interval_ms", 0) or 0
-        if interval_ms > 0:  # batched, off the request path (docs/performance.md)
-            from servicekonto.audit.service import BackgroundSealer
-
-            sealer = BackgroundSealer(database.engine, batch, interval_ms / 1000)
-            app.extensions["servicekonto.audit_sealer"] = sealer
-
-            @event.listens_for(database._factory, "after_commit")
-            def _seal_soon(sess: Any) -> None:
-                if sess.info.pop(PENDING_FLAG, False):
-                    sealer.poke()
-        else:
-
-            @event.listens_for(database._factory, "after_commit")
-            def _seal_after_commit(sess: Any) -> None:
-                if sess.info.pop(PENDING_FLAG, False):
-                    seal_quietly(database.engine, batch)
-
-    @event.listens_for(database._factory, "after_rollback")
-    def _forget_pending(sess: Any) -> None:
-        sess.info.pop(PENDING_FLAG, None)
+    app.extensions["servicekonto.audit_sealer"] = install_sealing(
+        database._factory, database.engine, settings)
 
     app.extensions["servicekonto.redis"] = None
     app.extensions["servicekonto.redis_guard"] = None
@@ -195,15 +173,12 @@ def _init_extensions(app: Flask, settings: dict[str, Any]) -> None:
 def _register_blueprints(app: Flask) -> None:
     from oidc import init_oidc
     from servicekonto.accounts.views import bp as accounts_bp
+    from servicekonto.console.views import bp as console_bp
+    from servicekonto.portals import init_portals
     from servicekonto.views import bp as main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
-    from servicekonto.console.views import bp as console_bp
-
     app.register_blueprint(console_bp)
     init_oidc(app)
-
-    from servicekonto.portals import init_portals
-
     init_portals(app)

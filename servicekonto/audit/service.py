@@ -269,3 +269,38 @@ def verify(engine: Engine, page_size: int = 2000) -> VerifyResult:
             return VerifyResult(checked, unsealed, checked + 1, None,
                                 f"chain head says {head.last_seq} sealed entries, found {checked}")
         return VerifyResult(checked, unsealed)
+
+
+def install_sealing(factory: Any, engine: Engine,
+                    settings: dict[str, Any]) -> BackgroundSealer | None:
+    """Seal after commits of ``factory``'s sessions that recorded events, as configured:
+    right after the commit (``audit_seal_interval_ms = 0``), or batched by the returned
+    BackgroundSealer; nothing when ``audit_seal_after_commit`` is false (cron: ``audit seal``).
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(factory, "after_rollback")
+    def _forget_pending(session: Session) -> None:
+        session.info.pop(PENDING_FLAG, None)
+
+    if not settings["audit_seal_after_commit"]:
+        return None
+    batch = settings["audit_seal_batch_size"]
+    interval_ms = settings["audit_seal_interval_ms"]
+    if interval_ms > 0:
+        sealer = BackgroundSealer(engine, batch, interval_ms / 1000)
+
+        @event.listens_for(factory, "after_commit")
+        def _seal_soon(session: Session) -> None:
+            if session.info.pop(PENDING_FLAG, False):
+                sealer.poke()
+
+        return sealer
+
+    @event.listens_for(factory, "after_commit")
+    def _seal_now(session: Session) -> None:
+        if session.info.pop(PENDING_FLAG, False):
+            seal_quietly(engine, batch)
+
+    return None
+
