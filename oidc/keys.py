@@ -34,20 +34,15 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, current_app
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy import delete, inspect, select, text
@@ -58,6 +53,12 @@ from oidc.models import SigningKey, UsedAssertion
 from servicekonto.audit.service import record
 from servicekonto.audit.tags import AuditTag
 from servicekonto.db import utcnow
+from servicekonto.encryption import (
+    InvalidKeyEncryptionKey,
+    SecretDecryptionError,
+    decrypt_secret,
+    encrypt_secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ SUPPORTED_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
 #: How often (at most) a process re-checks whether another instance changed the key set.
 KEYSET_RECHECK_SECONDS = 5.0
 #: Format tag of ``private_key_encrypted``: v1.<nonce b64url>.<ciphertext+tag b64url>
-_FORMAT = "v1"
 #: PostgreSQL advisory lock id serialising first-start key creation across instances.
 _ADVISORY_LOCK_ID = 0x5E1C0_0001
 
@@ -81,49 +81,25 @@ class KeyEncryptionError(SigningKeyError):
 
 # -- encryption at rest -----------------------------------------------------------------------
 
-def _b64d(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-def _b64e(value: bytes) -> str:
-    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
-
-
-def _aead(kek: str) -> AESGCM:
-    try:
-        raw = _b64d(kek.strip())
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise KeyEncryptionError(
-            "key_encryption_key must be 32 random bytes in urlsafe base64 (44 characters), e.g. "
-            "python3 -c \"import secrets, base64; "
-            "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\"")
-    return AESGCM(raw)
-
-
 def encrypt_private_key(kek: str, kid: str, plaintext: bytes) -> str:
-    """Encrypt ``plaintext`` (PKCS#8 DER) for the row of ``kid`` with AES-256-GCM."""
-    nonce = os.urandom(12)
-    sealed = _aead(kek).encrypt(nonce, plaintext, kid.encode())
-    return f"{_FORMAT}.{_b64e(nonce)}.{_b64e(sealed)}"
+    """Encrypt ``plaintext`` (PKCS#8 DER) for the row of ``kid`` (servicekonto.encryption)."""
+    try:
+        return encrypt_secret(kek, kid, plaintext)
+    except InvalidKeyEncryptionKey as exc:
+        raise KeyEncryptionError(str(exc)) from None
 
 
 def decrypt_private_key(kek: str, kid: str, stored: str) -> bytes:
     """Inverse of :func:`encrypt_private_key`; a wrong KEK raises KeyEncryptionError."""
-    aead = _aead(kek)
     try:
-        version, nonce, sealed = stored.split(".")
-        if version != _FORMAT:
-            raise ValueError(version)
-        return aead.decrypt(_b64d(nonce), _b64d(sealed), kid.encode())
-    except InvalidTag:
+        return decrypt_secret(kek, kid, stored)
+    except InvalidKeyEncryptionKey as exc:
+        raise KeyEncryptionError(str(exc)) from None
+    except SecretDecryptionError:
         raise KeyEncryptionError(
             f"cannot decrypt signing key {kid}: the configured key_encryption_key is not the one "
-            "it was encrypted with (restore the original SERVICEKONTO_KEY_ENCRYPTION_KEY)"
-        ) from None
-    except (ValueError, binascii.Error):
-        raise KeyEncryptionError(f"signing key {kid}: stored private key is malformed") from None
+            "it was encrypted with, or the stored key is malformed (restore the original "
+            "SERVICEKONTO_KEY_ENCRYPTION_KEY)") from None
 
 
 # -- generation -------------------------------------------------------------------------------

@@ -39,8 +39,8 @@ from servicekonto.accounts import passwords
 from servicekonto.accounts.emails import InvalidEmail, normalize_email
 from servicekonto.audit import AuditTag, record
 from servicekonto.db import utcnow
+from servicekonto.encryption import decrypt_secret, encrypt_secret
 from servicekonto.mfa import totp
-from servicekonto.mfa.secrets import decrypt_secret, encrypt_secret
 from servicekonto.portals.models import (
     DataAccessRequest,
     Operator,

@@ -8,8 +8,8 @@ import os
 import pyotp
 import pytest
 
+from servicekonto.encryption import SecretDecryptionError, decrypt_secret, encrypt_secret
 from servicekonto.mfa import totp
-from servicekonto.mfa.secrets import SecretDecryptionError, decrypt_secret, encrypt_secret
 
 KEK = base64.urlsafe_b64encode(os.urandom(32)).decode()
 

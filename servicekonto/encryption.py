@@ -1,8 +1,9 @@
-"""Encrypting small secrets (TOTP seeds) at rest: AES-256-GCM under the key-encryption key.
+"""Encryption at rest under the key-encryption key (setting ``key_encryption_key``):
+AES-256-GCM for the provider's signing keys (``oidc/keys.py``) and second-factor seeds.
 
-The format matches the signing keys (``oidc/keys.py``): ``v1.<nonce>.<ciphertext+tag>`` in
-urlsafe base64. The *associated data* binds a ciphertext to its owner (e.g. ``operator:17``),
-so a ciphertext copied to another row does not decrypt.
+Format: ``v1.<nonce>.<ciphertext+tag>`` in urlsafe base64. The *associated data* binds a
+ciphertext to its owner (a key's ``kid``, ``operator:17``), so a ciphertext copied to another
+row does not decrypt.
 
 Example::
 
@@ -23,7 +24,11 @@ _FORMAT = "v1"
 
 
 class SecretDecryptionError(Exception):
-    """Wrong key-encryption key, wrong owner, or a malformed ciphertext."""
+    """Wrong or malformed key-encryption key, wrong owner, or a malformed ciphertext."""
+
+
+class InvalidKeyEncryptionKey(SecretDecryptionError):
+    """The configured key-encryption key is not 32 bytes of urlsafe base64."""
 
 
 def _b64d(value: str) -> bytes:
@@ -40,8 +45,10 @@ def _aead(kek: str) -> AESGCM:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
-        raise SecretDecryptionError(
-            "key_encryption_key must be 32 random bytes in urlsafe base64 (44 characters)")
+        raise InvalidKeyEncryptionKey(
+            "key_encryption_key must be 32 random bytes in urlsafe base64 (44 characters), e.g. "
+            "python3 -c \"import secrets, base64; "
+            "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\"")
     return AESGCM(raw)
 
 
