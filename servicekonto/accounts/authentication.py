@@ -14,20 +14,17 @@ owner (once) after the commit. A successful login clears the account's counter.
 
 from __future__ import annotations
 
-import hashlib
-
 from sqlalchemy.orm import Session
 
 from servicekonto.accounts import passwords
-from servicekonto.accounts.emails import InvalidEmail, normalize_email
+from servicekonto.accounts.emails import InvalidEmail
 from servicekonto.accounts.models import User
 from servicekonto.accounts.services import AccountError, find_by_email
 from servicekonto.audit import AuditTag, record
-from servicekonto.settings import current_settings
-from servicekonto.throttle import get_throttle
+from servicekonto.throttle import FailedLoginThrottle
 
-ACCOUNT_SCOPE = "login-account"
-IP_SCOPE = "login-ip"
+#: Counters "login-account" / "login-ip" (the names the throttle used from the start).
+THROTTLE = FailedLoginThrottle("login")
 
 
 class LoginBlocked(AccountError):
@@ -54,42 +51,6 @@ class LoginFailed(AccountError):
         self.retry_after = retry_after
 
 
-def account_key(email: str) -> str:
-    """The throttle key of an e-mail address (normalised where possible; never the address)."""
-    try:
-        normalised = normalize_email(email)
-    except InvalidEmail:
-        normalised = email.strip().lower()
-    return hashlib.sha256(normalised.encode()).hexdigest()
-
-
-def _specs() -> tuple[str, str]:
-    s = current_settings()
-    return (f"{s['login_account_failures']} per {s['login_account_window_minutes']} minutes",
-            f"{s['login_ip_failures']} per {s['login_ip_window_minutes']} minutes")
-
-
-def blocked_for(email: str, ip: str) -> int | None:
-    """Seconds until the account or IP may try again, or None when not blocked."""
-    throttle = get_throttle()
-    account_spec, ip_spec = _specs()
-    waits = [w for w in (throttle.retry_after(account_spec, ACCOUNT_SCOPE, account_key(email)),
-                         throttle.retry_after(ip_spec, IP_SCOPE, ip)) if w]
-    return max(waits) if waits else None
-
-
-def _count_failure(email: str, ip: str) -> tuple[bool, int | None]:
-    """Count one failure; return (this failure locked the account, seconds to wait or None)."""
-    throttle = get_throttle()
-    account_spec, ip_spec = _specs()
-    key = account_key(email)
-    throttle.hit(ip_spec, IP_SCOPE, ip)
-    counted = throttle.hit(account_spec, ACCOUNT_SCOPE, key)
-    wait = blocked_for(email, ip)
-    locked_now = counted and throttle.retry_after(account_spec, ACCOUNT_SCOPE, key) is not None
-    return locked_now, wait
-
-
 def _password_ok(user: User | None, password: str) -> bool:
     if user is None:
         passwords.burn_verify_time(password)
@@ -100,7 +61,7 @@ def _password_ok(user: User | None, password: str) -> bool:
 
 def authenticate(session: Session, email: str, password: str, *, ip: str) -> User:
     """Check e-mail and password. Raises LoginBlocked or LoginFailed (after auditing)."""
-    wait = blocked_for(email, ip)
+    wait = THROTTLE.blocked_for(email, ip)
     if wait:
         raise LoginBlocked(wait)
     try:
@@ -108,7 +69,7 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Use
     except InvalidEmail:
         user = None
     if not _password_ok(user, password):
-        locked_now, wait = _count_failure(email, ip)
+        locked_now, wait = THROTTLE.count_failure(email, ip)
         subject = user.id if user is not None else None
         reason = ("unknown_account" if user is None else
                   "disabled" if user.is_disabled else "wrong_password")
@@ -121,8 +82,7 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Use
         raise LoginFailed(user, locked_now, wait)
 
     assert user is not None
-    account_spec, _ = _specs()
-    get_throttle().clear(account_spec, ACCOUNT_SCOPE, account_key(email))
+    THROTTLE.clear_account(email)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
         record(session, AuditTag.ACCOUNT_PASSWORD_REHASHED, actor=f"citizen:{user.id}",
@@ -138,12 +98,12 @@ def check_current_password(session: Session, user: User, password: str, *, ip: s
     Wrong answers count against the same per-account limit as failed logins, so a hijacked
     session cannot be used to guess the password. Raises LoginBlocked when locked.
     """
-    wait = blocked_for(user.email, ip)
+    wait = THROTTLE.blocked_for(user.email, ip)
     if wait:
         raise LoginBlocked(wait)
     if passwords.verify_password(user.password_hash, password):
         return True
-    locked_now, wait = _count_failure(user.email, ip)
+    locked_now, wait = THROTTLE.count_failure(user.email, ip)
     record(session, AuditTag.ACCOUNT_LOGIN_FAILURE, actor=f"citizen:{user.id}",
            subject_user_id=user.id, details={"reason": "wrong_current_password"})
     if locked_now:

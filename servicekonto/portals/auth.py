@@ -13,7 +13,6 @@ valid for 5 minutes. Failed passwords and codes are throttled exactly like citiz
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,15 +21,13 @@ from flask import session
 from sqlalchemy.orm import Session
 
 from servicekonto.accounts import passwords
-from servicekonto.accounts.emails import InvalidEmail, normalize_email
 from servicekonto.audit import AuditTag, record
 from servicekonto.portals import services
 from servicekonto.portals.models import Operator
-from servicekonto.settings import current_settings
-from servicekonto.throttle import get_throttle
+from servicekonto.throttle import FailedLoginThrottle
 
-ACCOUNT_SCOPE = "operator-login-account"
-IP_SCOPE = "operator-login-ip"
+#: Counters "operator-login-account" / "operator-login-ip", apart from the citizens'.
+THROTTLE = FailedLoginThrottle("operator-login")
 SESSION_KEY = "operator"
 PENDING_KEY = "operator_pending"
 IDLE_SECONDS = 30 * 60
@@ -51,37 +48,9 @@ class LoginFailed(Exception):
         self.retry_after = retry_after
 
 
-def account_key(email: str) -> str:
-    try:
-        normalised = normalize_email(email)
-    except InvalidEmail:
-        normalised = (email or "").strip().lower()
-    return hashlib.sha256(normalised.encode()).hexdigest()
-
-
-def _specs() -> tuple[str, str]:
-    s = current_settings()
-    return (f"{s['login_account_failures']} per {s['login_account_window_minutes']} minutes",
-            f"{s['login_ip_failures']} per {s['login_ip_window_minutes']} minutes")
-
-
-def blocked_for(email: str, ip: str) -> int | None:
-    throttle = get_throttle()
-    account_spec, ip_spec = _specs()
-    waits = [w for w in (throttle.retry_after(account_spec, ACCOUNT_SCOPE, account_key(email)),
-                         throttle.retry_after(ip_spec, IP_SCOPE, ip)) if w]
-    return max(waits) if waits else None
-
-
 def _fail(db: Session, email: str, ip: str, operator: Operator | None, reason: str) -> None:
     """Count and audit one failure; raises LoginFailed (with the wait if now blocked)."""
-    throttle = get_throttle()
-    account_spec, ip_spec = _specs()
-    key = account_key(email)
-    throttle.hit(ip_spec, IP_SCOPE, ip)
-    counted = throttle.hit(account_spec, ACCOUNT_SCOPE, key)
-    wait = blocked_for(email, ip)
-    locked_now = counted and throttle.retry_after(account_spec, ACCOUNT_SCOPE, key) is not None
+    locked_now, wait = THROTTLE.count_failure(email, ip)
     details: dict[str, Any] = {"reason": reason,
                                "operator_id": operator.id if operator else None}
     record(db, AuditTag.OPERATOR_LOGIN_FAILURE, actor="anonymous", details=details)
@@ -93,7 +62,7 @@ def _fail(db: Session, email: str, ip: str, operator: Operator | None, reason: s
 
 def check_password(db: Session, email: str, password: str, *, ip: str) -> Operator:
     """First step. Raises LoginBlocked or LoginFailed (after auditing)."""
-    wait = blocked_for(email, ip)
+    wait = THROTTLE.blocked_for(email, ip)
     if wait:
         raise LoginBlocked(wait)
     operator = services.find_operator(db, email)
@@ -112,7 +81,7 @@ def check_password(db: Session, email: str, password: str, *, ip: str) -> Operat
 
 def check_code(db: Session, operator: Operator, code: str, *, ip: str, enrol: bool) -> None:
     """Second step (or enrolment confirmation). Raises LoginBlocked or LoginFailed."""
-    wait = blocked_for(operator.email, ip)
+    wait = THROTTLE.blocked_for(operator.email, ip)
     if wait:
         raise LoginBlocked(wait)
     if operator.disabled_at is not None:
@@ -123,8 +92,7 @@ def check_code(db: Session, operator: Operator, code: str, *, ip: str, enrol: bo
         ok = operator.totp_confirmed_at is not None and services.check_totp(operator, code)
     if not ok:
         _fail(db, operator.email, ip, operator, "wrong_totp")
-    account_spec, _ = _specs()
-    get_throttle().clear(account_spec, ACCOUNT_SCOPE, account_key(operator.email))
+    THROTTLE.clear_account(operator.email)
     record(db, AuditTag.OPERATOR_LOGIN_SUCCESS, actor=services.actor_of(operator),
            details={"operator_id": operator.id, "amr": ["pwd", "otp"], "role": operator.role})
 
