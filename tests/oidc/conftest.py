@@ -5,9 +5,13 @@ Authlib's OAuth2 client, all against the live server."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -18,11 +22,13 @@ from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.conftest import TEST_SECRET
 from tests.support.forms import parse_forms
 from tests.support.live_server import LiveServer
 
 PASSWORD = "Sonnenblume-Wiesbaden-42"
 TIMEOUT = 30
+CLI = str(Path(sys.executable).parent / "servicekonto")
 
 
 def http_get(url: str, **kwargs: Any) -> requests.Response:
@@ -227,3 +233,28 @@ class Provider:
 @pytest.fixture
 def provider(app: Flask, live_server: LiveServer) -> Iterator[Provider]:
     yield Provider(app, live_server)
+
+
+# -- the real console script, against the test app's database ------------------------------
+
+@pytest.fixture
+def cli(app: Flask, tmp_path: Path):  # noqa: ANN201
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEKONTO_")}
+    env.update({
+        "SERVICEKONTO_ENV": "testing",
+        "SERVICEKONTO_DATABASE_URL": app.config["SERVICEKONTO"]["database_url"],
+        "SERVICEKONTO_INSTANCE_PATH": app.config["SERVICEKONTO"]["instance_path"],
+        "SERVICEKONTO_SECRET_KEY": TEST_SECRET,
+        "SERVICEKONTO_KEY_ENCRYPTION_KEY": app.config["SERVICEKONTO"]["key_encryption_key"],
+        "SERVICEKONTO_PAIRWISE_SALT": app.config["SERVICEKONTO"]["pairwise_salt"],
+        "SERVICEKONTO_ALLOW_LOOPBACK_HTTP": "true",
+        "SERVICEKONTO_RSA_KEY_BITS": "2048",
+        "SERVICEKONTO_LOG_LEVEL": "WARNING",
+        "SERVICEKONTO_ISSUER": "http://localhost",
+    })
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CLI, *args], env=env, capture_output=True, text=True,
+                              input=input, timeout=120, cwd=tmp_path)
+
+    return run

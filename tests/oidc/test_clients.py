@@ -5,11 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -26,10 +22,8 @@ from oidc.models import Client, ClientStatus, SigningKey, Token
 from servicekonto.audit.models import AuditEvent
 from servicekonto.audit.tags import AuditTag
 from servicekonto.db import utcnow
-from tests.conftest import TEST_SECRET
 from tests.oidc.json_server import JSONServer
 
-CLI = str(Path(sys.executable).parent / "servicekonto")
 PUBLIC_JWK = {"kty": "EC", "crv": "P-256", "kid": "k1",
               "x": "4sSEKapWTSoyg1UjEO2rdkcFcS1WzcATEFRNlGkLT5Q",
               "y": "gpxLrfCcM9v77Hx7fUcMjUQzcnSiPFz9JZbcW7QT65c"}
@@ -271,29 +265,6 @@ def test_get_client_ignores_odd_ids(session):
 
 
 # -- the real console script ------------------------------------------------------------------
-
-@pytest.fixture
-def cli(app, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEKONTO_")}
-    env.update({
-        "SERVICEKONTO_ENV": "testing",
-        "SERVICEKONTO_DATABASE_URL": app.config["SERVICEKONTO"]["database_url"],
-        "SERVICEKONTO_INSTANCE_PATH": app.config["SERVICEKONTO"]["instance_path"],
-        "SERVICEKONTO_SECRET_KEY": TEST_SECRET,
-        "SERVICEKONTO_KEY_ENCRYPTION_KEY": app.config["SERVICEKONTO"]["key_encryption_key"],
-        "SERVICEKONTO_PAIRWISE_SALT": app.config["SERVICEKONTO"]["pairwise_salt"],
-        "SERVICEKONTO_ALLOW_LOOPBACK_HTTP": "true",
-        "SERVICEKONTO_RSA_KEY_BITS": "2048",
-        "SERVICEKONTO_LOG_LEVEL": "WARNING",
-        "SERVICEKONTO_ISSUER": "http://localhost",
-    })
-
-    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CLI, *args], env=env, capture_output=True, text=True,
-                              input=input, timeout=120, cwd=tmp_path)
-
-    return run
-
 
 def test_cli_create_json_list_show_disable(app, cli):
     name = unique("Bauportal")

@@ -5,10 +5,6 @@ a citizen signing in at the registered, approved portal."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,34 +12,9 @@ from sqlalchemy import select
 
 from oidc.models import Client, ClientStatus
 from servicekonto.portals.models import InitialAccessToken, Organisation
-from tests.conftest import TEST_SECRET
 from tests.oidc.conftest import Portal, Provider, http_get
 
-CLI = str(Path(sys.executable).parent / "servicekonto")
 TIMEOUT = 30
-
-
-@pytest.fixture
-def cli(app, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEKONTO_")}
-    env.update({
-        "SERVICEKONTO_ENV": "testing",
-        "SERVICEKONTO_DATABASE_URL": app.config["SERVICEKONTO"]["database_url"],
-        "SERVICEKONTO_INSTANCE_PATH": app.config["SERVICEKONTO"]["instance_path"],
-        "SERVICEKONTO_SECRET_KEY": TEST_SECRET,
-        "SERVICEKONTO_KEY_ENCRYPTION_KEY": app.config["SERVICEKONTO"]["key_encryption_key"],
-        "SERVICEKONTO_PAIRWISE_SALT": app.config["SERVICEKONTO"]["pairwise_salt"],
-        "SERVICEKONTO_ALLOW_LOOPBACK_HTTP": "true",
-        "SERVICEKONTO_RSA_KEY_BITS": "2048",
-        "SERVICEKONTO_LOG_LEVEL": "WARNING",
-        "SERVICEKONTO_ISSUER": "http://localhost",
-    })
-
-    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CLI, *args], env=env, capture_output=True, text=True,
-                              input=input, timeout=120, cwd=tmp_path)
-
-    return run
 
 
 @pytest.fixture
