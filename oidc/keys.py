@@ -126,7 +126,9 @@ def _new_key_row(alg: str, settings: dict[str, Any], not_before: dt.datetime) ->
     private = generate_private_key(alg, settings["rsa_key_bits"])
     der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    kid = _jose_key(alg, der, "tmp").thumbprint()  # RFC 7638: unique per key, stable
+    # "<alg>-<RFC 7638 thumbprint>": unique per key and stable; the prefix tells operators the
+    # algorithm and keeps a kid from starting with "-" (the CLI would read it as an option).
+    kid = f"{alg.lower()}-{_jose_key(alg, der, 'tmp').thumbprint()}"
     public = _jose_key(alg, der, kid).as_dict(private=False)
     return SigningKey(kid=kid, alg=alg, public_jwk=dict(public),
                       private_key_encrypted=encrypt_private_key(

@@ -196,6 +196,8 @@ def test_jwks_has_public_parts_only_and_unique_kids(ctx):
     for jwk in document["keys"]:
         assert not PRIVATE_MEMBERS & set(jwk)
         assert jwk["use"] == "sig" and jwk["alg"] in {"RS256", "PS256", "ES256"}
+        # "<alg>-<thumbprint>": never "-..." (the CLI would take it for an option)
+        assert jwk["kid"].startswith(jwk["alg"].lower() + "-")
         assert KeySet.import_key_set({"keys": [jwk]}).keys[0].is_private is False
 
 
