@@ -47,6 +47,14 @@ class AuditTag(enum.StrEnum):
     OIDC_BACKCHANNEL_LOGOUT_DELIVERED = "oidc:backchannel_logout:delivered"
     OIDC_BACKCHANNEL_LOGOUT_FAILED = "oidc:backchannel_logout:failed"
 
+    # Citizen passkeys (WebAuthn second factor, servicekonto/passkeys); details carry the
+    # passkey's row id and, for failures, a reason code (never key material)
+    PASSKEY_REGISTERED = "account:passkey:registered"
+    PASSKEY_RENAMED = "account:passkey:renamed"
+    PASSKEY_REMOVED = "account:passkey:removed"
+    PASSKEY_USED = "account:passkey:used"
+    PASSKEY_FAILED = "account:passkey:failed"  # details: {"reason": ..., "during": ...}
+
     # Portals (clients) and signing keys
     CLIENT_CREATED = "client:client:created"
     CLIENT_UPDATED = "client:client:updated"
