@@ -174,11 +174,13 @@ def _register_blueprints(app: Flask) -> None:
     from oidc import init_oidc
     from servicekonto.accounts.views import bp as accounts_bp
     from servicekonto.console.views import bp as console_bp
+    from servicekonto.mfa import init_mfa
     from servicekonto.portals import init_portals
     from servicekonto.views import bp as main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(console_bp)
+    init_mfa(app)
     init_oidc(app)
     init_portals(app)
