@@ -174,6 +174,7 @@ def _register_blueprints(app: Flask) -> None:
     from oidc import init_oidc
     from servicekonto.accounts.views import bp as accounts_bp
     from servicekonto.console.views import bp as console_bp
+    from servicekonto.mfa import init_mfa
     from servicekonto.passkeys import init_app as init_passkeys
     from servicekonto.portals import init_portals
     from servicekonto.views import bp as main_bp
@@ -181,6 +182,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(console_bp)
+    init_mfa(app)
     init_oidc(app)
     init_portals(app)
     init_passkeys(app)

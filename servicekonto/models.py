@@ -3,6 +3,7 @@
 from servicekonto.accounts.models import EmailToken, User
 from servicekonto.audit.models import AuditChainHead, AuditEvent
 from servicekonto.consent.models import Consent
+from servicekonto.mfa.models import RecoveryCode, TotpFactor
 from servicekonto.passkeys.models import Passkey
 from servicekonto.portals.models import (
     DataAccessRequest,
@@ -14,7 +15,8 @@ from servicekonto.sessions.models import WebSession
 
 __all__ = [
     "AuditChainHead", "AuditEvent", "Consent", "DataAccessRequest", "EmailToken",
-    "InitialAccessToken", "Operator", "Organisation", "Passkey", "User", "WebSession",
+    "InitialAccessToken", "Operator", "Organisation", "Passkey", "RecoveryCode", "TotpFactor",
+    "User", "WebSession",
 ]
 
 import oidc.models  # noqa: E402,F401 - the provider's tables

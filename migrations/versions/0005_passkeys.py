@@ -1,7 +1,7 @@
 """passkeys (WebAuthn credentials as a second factor)
 
 Revision ID: 0005
-Revises: 0003 (0004 after the citizen TOTP migration is merged)
+Revises: 0004
 Create Date: 2026-11-30
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

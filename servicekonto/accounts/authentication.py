@@ -10,9 +10,15 @@ Throttling (``servicekonto.throttle``, memory or Redis): only *failed* attempts 
 A blocked account or IP is refused before the password is even checked. The failure that fills
 the account's window *locks* it: ``LoginFailed.newly_locked`` tells the caller to notify the
 owner (once) after the commit. A successful login clears the account's counter.
+
+A citizen with a second factor (``servicekonto.mfa``) is not logged in by the password: the
+result says ``second_factor=True`` and the counter is *not* cleared until the second factor is
+verified too, otherwise knowing the password would reset the count of guessed codes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -51,6 +57,14 @@ class LoginFailed(AccountError):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class PasswordLogin:
+    """A correct password: ``second_factor`` says whether a second factor must follow."""
+
+    user: User
+    second_factor: bool
+
+
 def _password_ok(user: User | None, password: str) -> bool:
     if user is None:
         passwords.burn_verify_time(password)
@@ -59,8 +73,10 @@ def _password_ok(user: User | None, password: str) -> bool:
     return ok and not user.is_disabled
 
 
-def authenticate(session: Session, email: str, password: str, *, ip: str) -> User:
+def authenticate(session: Session, email: str, password: str, *, ip: str) -> PasswordLogin:
     """Check e-mail and password. Raises LoginBlocked or LoginFailed (after auditing)."""
+    from servicekonto.mfa import factors
+
     wait = THROTTLE.blocked_for(email, ip)
     if wait:
         raise LoginBlocked(wait)
@@ -82,14 +98,19 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Use
         raise LoginFailed(user, locked_now, wait)
 
     assert user is not None
-    THROTTLE.clear_account(email)
+    second_factor = factors.total_enrolled(session, user.id) > 0
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
         record(session, AuditTag.ACCOUNT_PASSWORD_REHASHED, actor=f"citizen:{user.id}",
                subject_user_id=user.id)
-    record(session, AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user.id}",
-           subject_user_id=user.id, details={"amr": ["pwd"]})
-    return user
+    if second_factor:
+        record(session, AuditTag.ACCOUNT_LOGIN_PASSWORD_VERIFIED, actor=f"citizen:{user.id}",
+               subject_user_id=user.id, details={"amr": ["pwd"]})
+    else:
+        THROTTLE.clear_account(email)
+        record(session, AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user.id}",
+               subject_user_id=user.id, details={"amr": ["pwd"]})
+    return PasswordLogin(user, second_factor)
 
 
 def check_current_password(session: Session, user: User, password: str, *, ip: str) -> bool:

@@ -52,6 +52,7 @@ from servicekonto.accounts.services import PasswordRejected
 from servicekonto.audit import AuditTag, record
 from servicekonto.db import db
 from servicekonto.errors import TooManyAttempts
+from servicekonto.mfa import factors
 from servicekonto.settings import current_settings
 
 log = logging.getLogger(__name__)
@@ -211,8 +212,8 @@ def login() -> Any:
         form.email.data = _user().email  # reauth: confirm the same account
     if form.validate_on_submit():
         try:
-            user = authentication.authenticate(db.session, form.email.data,
-                                               form.password.data, ip=_ip())
+            result = authentication.authenticate(db.session, form.email.data,
+                                                 form.password.data, ip=_ip())
         except authentication.LoginBlocked as exc:
             raise _too_many(exc.retry_after) from None
         except authentication.LoginFailed as exc:
@@ -224,7 +225,11 @@ def login() -> Any:
             form.form_errors.append(_("The e-mail address or the password is wrong."))
         else:
             db.session.commit()
-            login_session.establish(user)
+            if result.second_factor:
+                # not logged in yet: the password step waits (5 minutes) for the second factor
+                factors.begin(result.user, next_url, step_up=False)
+                return redirect(url_for("mfa.second_factor"))
+            login_session.establish(result.user)
             return redirect(next_url)
     return render_template("accounts/login.html", form=form, reauth=reauth,
                            session_expired=getattr(session, "expired", False)

@@ -29,6 +29,16 @@ class AuditTag(enum.StrEnum):
     ACCOUNT_COMPROMISE_REPORTED = "account:compromise:reported"
     ACCOUNT_DELETED = "account:user:deleted"
 
+    # Citizen second factors (servicekonto/mfa); details never hold secrets or codes. A wrong
+    # code is an ACCOUNT_LOGIN_FAILURE with reason "wrong_second_factor" (sign-in history).
+    ACCOUNT_LOGIN_PASSWORD_VERIFIED = "account:login:password_verified"  # second factor next
+    ACCOUNT_STEP_UP = "account:login:stepped_up"
+    ACCOUNT_TOTP_ENROLLED = "account:totp:enrolled"
+    ACCOUNT_TOTP_REMOVED = "account:totp:removed"
+    ACCOUNT_RECOVERY_CODES_CREATED = "account:recovery_codes:created"
+    ACCOUNT_RECOVERY_CODE_USED = "account:recovery_code:used"
+    ACCOUNT_SECOND_FACTORS_RESET = "account:second_factors:reset"  # by an administrator (CLI)
+
     # Consent store
     CONSENT_GRANTED = "consent:grant:granted"
     CONSENT_REFUSED = "consent:grant:refused"

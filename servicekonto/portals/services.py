@@ -39,8 +39,7 @@ from servicekonto.accounts import passwords
 from servicekonto.accounts.emails import InvalidEmail, normalize_email
 from servicekonto.audit import AuditTag, record
 from servicekonto.db import utcnow
-from servicekonto.encryption import decrypt_secret, encrypt_secret
-from servicekonto.mfa import totp
+from servicekonto.mfa import stored
 from servicekonto.portals.models import (
     DataAccessRequest,
     Operator,
@@ -176,34 +175,19 @@ def _owner(operator: Operator) -> str:
 
 def totp_secret(operator: Operator) -> str | None:
     """The operator's TOTP secret (decrypted), or None before enrolment started."""
-    if not operator.totp_secret_encrypted:
-        return None
-    kek = _settings()["key_encryption_key"]
-    return decrypt_secret(kek, _owner(operator), operator.totp_secret_encrypted).decode()
+    return stored.load_secret(operator, _owner(operator))
 
 
 def start_enrolment(operator: Operator) -> str:
     """The secret to enrol (a new one unless an unconfirmed one is waiting)."""
     if operator.totp_confirmed_at is not None:
         raise PortalError("TOTP is enrolled already")
-    secret = totp_secret(operator)
-    if secret is None:
-        secret = totp.new_secret()
-        operator.totp_secret_encrypted = encrypt_secret(
-            _settings()["key_encryption_key"], _owner(operator), secret.encode())
-    return secret
+    return stored.ensure_secret(operator, _owner(operator))
 
 
 def check_totp(operator: Operator, code: str) -> bool:
     """Check a code and remember its step (a replayed or older code is refused)."""
-    secret = totp_secret(operator)
-    if secret is None:
-        return False
-    step = totp.verify(secret, code, operator.totp_last_step)
-    if step is None:
-        return False
-    operator.totp_last_step = step
-    return True
+    return stored.check_code(operator, _owner(operator), code)
 
 
 def confirm_enrolment(session: Session, operator: Operator, code: str) -> bool:
