@@ -29,7 +29,7 @@ from servicekonto.audit.models import AuditEvent
 from servicekonto.consent import service as consent_service
 from servicekonto.consent.models import Consent
 from servicekonto.db import utcnow
-from servicekonto.passkeys import service as passkey_service
+from servicekonto.mfa import services as mfa_services
 from servicekonto.sessions.stores import SessionRecord
 
 # -- labels ----------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ def export_data(session: Session, store: Any, user: User, *, current_key: str | 
                       "reason": s.reason}
                      for s in sign_in_history(session, user, limit=100000)],
         "audit_events": audit,
-        "passkeys": passkey_service.export(session, user.id),
+        "second_factors": mfa_services.export_factors(session, user.id),
     }
 
 

@@ -8,6 +8,15 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the pages and the factor kind "passkey" (amr ``hwk``, RFC 8176)."""
+    from flask_babel import lazy_gettext as _l
+
+    from servicekonto.mfa import factors
+    from servicekonto.passkeys import service
+    from servicekonto.passkeys.forms import CredentialForm
     from servicekonto.passkeys.views import bp
 
+    factors.register(factors.FactorKind(
+        name="passkey", amr="hwk", label=_l("Passkey"), count=service.count,
+        login_template="passkeys/_login.html", console_template="passkeys/_console.html",
+        login_form=CredentialForm, export=service.export, remove_all=service.remove_all))
     app.register_blueprint(bp)

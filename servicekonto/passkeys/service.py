@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, session
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from webauthn import (
     generate_authentication_options,
@@ -117,11 +117,17 @@ def get(db: Session, user: User, passkey_id: int) -> Passkey:
 
 
 def export(db: Session, user_id: int) -> list[dict[str, Any]]:
-    """What the data export shows: names and times, never key material or credential ids."""
+    """The rows of the data export (``FactorKind.export``): names and times, never key
+    material or credential ids."""
     return [{"name": p.name, "created_at": p.created_at.isoformat(),
              "last_used_at": p.last_used_at.isoformat() if p.last_used_at else None,
              "transports": list(p.transports or [])}
             for p in passkeys_of(db, user_id)]
+
+
+def remove_all(db: Session, user_id: int) -> int:
+    """Every passkey of the account (``FactorKind.remove_all``: the administrator's reset)."""
+    return db.execute(delete(Passkey).where(Passkey.user_id == user_id)).rowcount or 0
 
 
 # -- challenges --------------------------------------------------------------------------------
@@ -293,12 +299,18 @@ def rename(db: Session, user: User, passkey_id: int, name: str) -> Passkey:
 
 
 def remove(db: Session, user: User, passkey_id: int) -> None:
-    """Delete the passkey (the caller checked ``factors.may_remove`` and the password)."""
+    """Delete the passkey (the caller checked ``factors.may_remove`` and the password). With
+    the last factor of any kind gone, the recovery codes go too (nothing left to replace)."""
+    from servicekonto.mfa import factors
+    from servicekonto.mfa.services import _drop_recovery_codes
+
     passkey = get(db, user, passkey_id)
     record(db, AuditTag.PASSKEY_REMOVED, actor=f"citizen:{user.id}", subject_user_id=user.id,
            details={"passkey": passkey.id, "remaining": count(db, user.id) - 1})
     db.delete(passkey)
     db.flush()
+    if factors.total_enrolled(db, user.id) == 0:
+        _drop_recovery_codes(db, user.id)
 
 
 def registration_ticket(user: User, name: str) -> None:

@@ -8,6 +8,7 @@ import json
 from sqlalchemy import create_engine
 
 from servicekonto.passkeys import service
+from tests.mfa.conftest import recovery_codes_of
 from tests.passkeys.conftest import (
     PASSWORD,
     add_passkey,
@@ -21,30 +22,40 @@ from tests.passkeys.conftest import (
     text,
 )
 from tests.support.authenticator import b64url
+from tests.support.mailbox import body_of
 
 
-def test_add_two_passkeys(app, client, citizen, token):
-    page = client.get("/account/passkeys")
+def test_add_two_passkeys(app, client, citizen, token, outbox):
+    page = client.get("/account/security")
     assert page.status_code == 200
     assert "Sie haben noch keinen Passkey hinzugefügt." in text(page)
 
-    done = add_passkey(client, token, "Laptop")
-    assert done.status_code == 303 and done.headers["Location"] == "/account/passkeys"
+    first = add_passkey(client, token, "Laptop")
+    # the first second factor comes with recovery codes, shown once
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-store"
+    assert len(recovery_codes_of(text(first))) == 10
+    assert "Ihr Passkey „Laptop“ wurde hinzugefügt." in text(first)
     second = add_passkey(client, token, "  Sicherheitsschlüssel   Arbeit ")
     assert second.status_code == 303
+    assert second.headers["Location"] == "/account/security#console-passkey-title"
 
     rows = stored(app, citizen.id)
     assert [r.name for r in rows] == ["Laptop", "Sicherheitsschlüssel Arbeit"]
     assert [r.credential_id for r in rows] == [b64url(c.id) for c in token.credentials]
     assert rows[0].transports == ["internal"] and rows[0].sign_count == 0
     assert rows[0].aaguid == "00000000-0000-0000-0000-000000000000"
-    listing = text(client.get("/account/passkeys"))
+    listing = text(client.get("/account/security"))
     assert "Laptop" in listing and "Sicherheitsschlüssel Arbeit" in listing
     assert "Noch nicht verwendet" in listing
 
     registered = events(app, "account:passkey:registered", citizen.id)
     assert [e["details"]["passkey"] for e in registered] == [r.id for r in rows]
     assert all(e["details"]["user_verified"] for e in registered)
+    [codes] = events(app, "account:recovery_codes:created", citizen.id)
+    assert codes["details"]["reason"] == "passkey_enrolled"
+    mails = outbox.wait_for(citizen.email, count=2)
+    assert "Passkey „Laptop“" in body_of(mails[0])
+    assert "Passkey „Sicherheitsschlüssel Arbeit“" in body_of(mails[1])
 
 
 def test_registration_options(app, client, citizen, token):
@@ -135,7 +146,7 @@ def test_challenge_is_single_use(app, client, citizen, token):
     confirm_password(client)
     answer = token.create(register_options(client).get_data(as_text=True))
     first = post_credential(client, "/account/passkeys/new/create", answer)
-    assert first.status_code == 303
+    assert first.status_code == 200 and "Wiederherstellungscodes" in text(first)
     confirm_password(client, "Noch einmal")
     replay = post_credential(client, "/account/passkeys/new/create", answer)
     assert "abgelaufen oder wurde schon verwendet" in text(replay)
@@ -226,14 +237,15 @@ def test_passkeys_of_others_are_not_found(app, client, citizen, token):
 
 
 def test_pages_need_a_login(client):
-    for url in ("/account/passkeys", "/account/passkeys/new", "/account/passkeys/new/create"):
+    for url in ("/account/passkeys/new", "/account/passkeys/new/create",
+                "/account/passkeys/1/rename", "/account/passkeys/1/remove"):
         response = client.get(url)
         assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
 def test_english(client, citizen, token):
     add_passkey(client, token, "Laptop")
-    page = text(client.get("/account/passkeys?lang=en"))
+    page = text(client.get("/account/security?lang=en"))
     assert "Add a passkey" in page and "Not used yet" in page
     assert "<html lang=\"en\">" in page
 
@@ -242,8 +254,8 @@ def test_export_lists_passkeys_without_key_material(app, client, citizen, token)
     add_passkey(client, token, "Laptop")
     [row] = stored(app, citizen.id)
     data = client.get("/account/data/export.json").get_json()
-    [exported] = data["passkeys"]
-    assert exported["name"] == "Laptop"
+    [exported] = data["second_factors"]["factors"]
+    assert exported["kind"] == "passkey" and exported["name"] == "Laptop"
     assert exported["created_at"] and exported["last_used_at"] is None
     dump = json.dumps(data)
     assert row.credential_id not in dump
