@@ -34,7 +34,7 @@ from servicekonto.errors import ServicekontoError
 from servicekonto.mfa import factors
 from servicekonto.mfa import services as mfa_services
 from servicekonto.mfa.forms import ActionForm, ReauthForm
-from servicekonto.mfa.views import _login_forms, _second_factor_page, _start_again
+from servicekonto.mfa.views import _login_forms, _no_store, _second_factor_page, _start_again
 from servicekonto.passkeys import service
 from servicekonto.passkeys.forms import AddPasskeyForm, CredentialForm, RenamePasskeyForm
 
@@ -144,12 +144,6 @@ def _credential_errors_to_summary(form: CredentialForm) -> None:
     """The hidden field has no label to link to: its errors go to the summary."""
     form.form_errors.extend(form.credential.errors)
     form.credential.errors = []
-
-
-def _no_store(body: str) -> Response:
-    response = Response(body, mimetype="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.post("/account/passkeys/new/options")
