@@ -20,6 +20,13 @@ the request was stored counts as fresh. An unverified account gets a page asking
 e-mail address first (``interaction_required`` with ``prompt=none``). Then consent (stored per
 portal; ``prompt=consent`` always asks), then the code (stored hashed, 60 s).
 
+Step-up (``_wanted_level``): ``acr_values`` or an essential ``acr`` above the session's level
+sends a citizen with a second factor to ``/login/second-factor`` (servicekonto.mfa) and back to
+``/authorize/resume/<id>``; the same login continues at LoA substantial. Without a factor an
+essential level ends in ``unmet_authentication_requirements``, a voluntary one continues at
+the level reached. With ``prompt=none`` an essential step-up is ``interaction_required`` (the
+citizen is signed in, so not ``login_required``); a voluntary one is not attempted.
+
 ``prompt=select_account``: there is one account per browser session, so selecting an account
 means signing in again: it is handled like ``prompt=login``.
 """
@@ -66,6 +73,7 @@ from servicekonto.audit import AuditTag, record
 from servicekonto.consent import service as consent_service
 from servicekonto.consent.models import Consent
 from servicekonto.db import db, utcnow
+from servicekonto.mfa import factors
 from servicekonto.settings import current_settings
 
 bp = Blueprint("oidc", __name__, template_folder="templates", static_folder="static",
@@ -468,6 +476,27 @@ def _user_and_consent(auth: login_session.AuthState | None,
     return row[0], row[1]
 
 
+def _wanted_level(areq: AuthRequest, session_acr: str) -> tuple[str | None, bool]:
+    """The level to step up to (None: the session's level will do) and whether it is essential.
+
+    An essential ``acr`` (claims parameter) is met by any of its values: step up to the lowest
+    reachable one unless the session already meets one (``_step_claims`` refused the request
+    when none is reachable). ``acr_values`` (and a voluntary ``acr`` claim) are preferences in
+    order: the first reachable value is the goal; unreachable ones (LoA high) are ignored.
+    """
+    reachable = reachable_acr_values()
+    values, essential = claims_mod.requested_acr(areq.claims_request)
+    if essential and values:
+        if any(0 <= rank(v) <= rank(session_acr) for v in values):
+            return None, True
+        candidates = sorted((v for v in values if v in reachable), key=rank)
+        return (candidates[0] if candidates else None), True
+    preferred = next((v for v in [*areq.acr_values, *values] if v in reachable), None)
+    if preferred is not None and rank(preferred) > rank(session_acr):
+        return preferred, False
+    return None, False
+
+
 def _decide(client: Client, areq: AuthRequest, pending_id: str | None) -> Response:
     if areq.lang and session.get("lang") != areq.lang:
         session["lang"] = areq.lang
@@ -495,12 +524,21 @@ def _decide(client: Client, areq: AuthRequest, pending_id: str | None) -> Respon
         # Signed in afresh, still someone else than the hint names.
         raise _error("login_required", "The signed-in citizen is not the one the "
                                        "id_token_hint names.")
-    essential_values, essential = claims_mod.requested_acr(areq.claims_request)
-    if essential and essential_values and not any(
-            rank(v) <= rank(auth.acr) for v in essential_values if rank(v) >= 0):
-        # Reachable but higher than this session: step-up (not offered yet -> cannot be met).
-        raise _error("unmet_authentication_requirements" if not none else "login_required",
-                     "The session's authentication level is too low.")
+    target, essential = _wanted_level(areq, auth.acr)
+    if target is not None and (essential or not none):
+        # prompt=none: a voluntary level is simply not reached (no interaction allowed); an
+        # essential one is interaction_required, since the citizen *is* signed in.
+        if factors.total_enrolled(db.session, user.id) > 0:
+            if none:
+                raise _error("interaction_required",
+                             "The requested authentication level needs a second factor.")
+            pending_id = pending_id or _store(areq)
+            factors.begin(user, url_for("oidc.resume", pending_id=pending_id), step_up=True)
+            return redirect(url_for("mfa.second_factor"), code=302)
+        if essential:
+            raise _error("unmet_authentication_requirements",
+                         "The citizen has no second factor for the requested level.")
+        # voluntary: continue at the level reached (the ID token's acr says which)
 
     if not user.is_verified:
         if none:

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from oidc.models import Client, ClientStatus
-from servicekonto.accounts.trust_levels import LOA_LOW
+from servicekonto.accounts.trust_levels import LOA_LOW, LOA_SUBSTANTIAL
 from servicekonto.settings import current_settings
 
 SERVER_KEY = "servicekonto.oidc_server"
@@ -39,12 +39,10 @@ def issuer() -> str:
 
 
 def reachable_acr_values() -> list[str]:
-    """Levels a citizen can reach here today (advertised in discovery).
-
-    Only the basic level (verified e-mail and password) until second factors arrive; extend
-    this list when the accounts package offers a way to reach a higher level.
-    """
-    return [LOA_LOW]
+    """Levels a citizen can reach here (advertised in discovery): basic (verified e-mail and
+    password) and substantial (plus a second factor, servicekonto.mfa). High needs an identity
+    provider asserting it (an eID service); none is configured, so it is never reachable."""
+    return [LOA_LOW, LOA_SUBSTANTIAL]
 
 
 class ClientCache:

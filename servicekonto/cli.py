@@ -203,6 +203,28 @@ def users_enable(email: str) -> None:
     _set_disabled(email, False)
 
 
+@users.command("reset-second-factors")
+@click.argument("email")
+@with_appcontext
+def users_reset_second_factors(email: str) -> None:
+    """Remove every second factor and recovery code of an account (lost phone and codes)."""
+    from servicekonto.accounts.services import find_by_email
+    from servicekonto.db import db as database
+    from servicekonto.mfa import factors
+    from servicekonto.mfa.services import reset_second_factors
+
+    session = database.session
+    user = find_by_email(session, email)
+    if user is None:
+        raise click.ClickException(f"no account with e-mail {email}")
+    removed = reset_second_factors(session, user, actor="cli")
+    session.commit()
+    mailed = factors.send_security_mail(user, "second_factors_reset")
+    summary = ", ".join(f"{name}: {count}" for name, count in removed.items())
+    click.echo(f"user {user.id}: second factors removed ({summary})"
+               + ("" if mailed else "; the notice mail could not be sent"))
+
+
 # -- audit ----------------------------------------------------------------------------------
 
 @main.group()

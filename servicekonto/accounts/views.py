@@ -415,7 +415,8 @@ def forgot_password() -> Any:
             user = request_.user
             _send(user.email, "password_reset", user.locale, user=user,
                   link=_link("accounts.reset_password", token=request_.token),
-                  minutes=current_settings()["reset_link_minutes"])
+                  minutes=current_settings()["reset_link_minutes"],
+                  second_factor=factors.total_enrolled(db.session, user.id) > 0)
         return render_template("accounts/reset_requested.html", email=email)
     return render_template("accounts/forgot_password.html", form=form)
 
@@ -427,6 +428,8 @@ def reset_password(token: str) -> Any:
     except email_links.LinkError as exc:
         return _link_problem(exc, "reset")
     form = ResetPasswordForm(user=row.user)
+    # A reset by e-mail proves the mailbox, not the second factor: it stays (docs/second-factors)
+    second_factor = factors.total_enrolled(db.session, row.user_id) > 0
     if form.validate_on_submit():
         try:
             user = recovery.complete_reset(db.session, token, form.password.data)
@@ -441,6 +444,7 @@ def reset_password(token: str) -> Any:
             _end_sessions(user.id, end_current=True)
             _send(user.email, "password_changed", user.locale, user=user,
                   reset_link=_link("accounts.forgot_password"))
-            return render_template("accounts/reset_done.html")
-    return render_template("accounts/reset_password.html", form=form)
+            return render_template("accounts/reset_done.html", second_factor=second_factor)
+    return render_template("accounts/reset_password.html", form=form,
+                           second_factor=second_factor)
 

@@ -29,7 +29,7 @@ from servicekonto.audit.models import AuditEvent
 from servicekonto.consent import service as consent_service
 from servicekonto.consent.models import Consent
 from servicekonto.db import utcnow
-from servicekonto.mfa import services as mfa_services
+from servicekonto.mfa.services import erase_factors, export_factors
 from servicekonto.sessions.stores import SessionRecord
 
 # -- labels ----------------------------------------------------------------------------------
@@ -422,7 +422,8 @@ def _iso(value: Any) -> Any:
 def export_data(session: Session, store: Any, user: User, *, current_key: str | None,
                 locale: str = "de") -> dict[str, Any]:
     """Everything the Servicekonto holds about the citizen (DSGVO Art. 15/20), without
-    secrets or hashes (password hash, token hashes, session keys, user-agent hashes)."""
+    secrets or hashes (password hash, token hashes, session keys, user-agent hashes, TOTP
+    seeds, recovery-code hashes: second factors are listed by kind and dates only)."""
     account = {name: _iso(getattr(user, name)) for name in (
         "id", "email", "given_name", "family_name", "birthdate", "phone_number",
         "street_address", "postal_code", "locality", "country", "locale", "created_at",
@@ -468,8 +469,8 @@ def export_data(session: Session, store: Any, user: User, *, current_key: str | 
         "sign_ins": [{"time": _iso(s.occurred_at), "outcome": s.outcome, "ip": s.ip,
                       "reason": s.reason}
                      for s in sign_in_history(session, user, limit=100000)],
+        "second_factors": export_factors(session, user.id),
         "audit_events": audit,
-        "second_factors": mfa_services.export_factors(session, user.id),
     }
 
 
@@ -502,6 +503,7 @@ def delete_account(session: Session, user: User) -> list[str]:
            subject_user_id=user_id,
            details={"portals": [c.client_id for c in clients], "tokens_revoked": revoked or 0})
     session.flush()
+    erase_factors(session, user_id)  # explicit, not only ON DELETE CASCADE (every factor kind)
     session.delete(user)
     session.flush()
     return [c.client_id for c in clients]

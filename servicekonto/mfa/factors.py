@@ -44,6 +44,8 @@ PENDING_KEY = "mfa_pending"
 #: The password step (or a started step-up) is valid this long.
 PENDING_SECONDS = 5 * 60
 METHODS = ("totp", "recovery_code", "passkey")
+#: The console's security page (linked from mails, which may be sent outside a request).
+SECURITY_PATH = "/account/security"
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def send_security_mail(user: User, template: str, **context: Any) -> bool:
     from servicekonto import mail
     from servicekonto.settings import current_settings
 
-    link = current_settings()["issuer"] + url_for("mfa.security")
+    link = current_settings()["issuer"].rstrip("/") + SECURITY_PATH  # also from the CLI
     try:
         mail.send_template(user.email, template, user.locale, user=user, security_link=link,
                            **context)

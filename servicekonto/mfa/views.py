@@ -127,7 +127,7 @@ def login_recovery_code() -> Any:
 
 # -- the console's security page -----------------------------------------------------------------
 
-@bp.get("/account/security")
+@bp.get(factors.SECURITY_PATH)
 @login_required
 def security() -> Any:
     user = _user()

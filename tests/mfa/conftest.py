@@ -100,3 +100,18 @@ def forget_last_step(app: Flask, user_id: int) -> None:
 def auth_of(client: FlaskClient) -> dict | None:
     with client.session_transaction() as sess:
         return sess.get("auth")
+
+
+def enrol_direct(app: Flask, user_id: int) -> str:
+    """Enrol an authenticator app through the services (for flows where the console pages are
+    not under test); returns the seed. The confirmation used the code of "now"."""
+    from servicekonto.accounts.models import User
+    from servicekonto.db import db
+    from servicekonto.mfa import services
+
+    with app.test_request_context():
+        user = db.session.get(User, user_id)
+        secret = services.start_totp(db.session, user)
+        assert services.confirm_totp(db.session, user, code_at(secret)) is not None
+        db.session.commit()
+    return secret

@@ -251,6 +251,9 @@ def cli(app: Flask, tmp_path: Path):  # noqa: ANN201
         "SERVICEKONTO_RSA_KEY_BITS": "2048",
         "SERVICEKONTO_LOG_LEVEL": "WARNING",
         "SERVICEKONTO_ISSUER": "http://localhost",
+        # mails the commands send go to the test's SMTP mailbox
+        "SERVICEKONTO_MAIL_SMTP_HOST": str(app.config["SERVICEKONTO"]["mail_smtp_host"]),
+        "SERVICEKONTO_MAIL_SMTP_PORT": str(app.config["SERVICEKONTO"]["mail_smtp_port"]),
     })
 
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,8 @@ def test_discovery_document(provider: Provider) -> None:
     assert doc["request_parameter_supported"] is False
     assert doc["request_uri_parameter_supported"] is False
     assert doc["authorization_response_iss_parameter_supported"] is True
-    assert doc["acr_values_supported"] == ["http://eidas.europa.eu/LoA/low"]
+    assert doc["acr_values_supported"] == ["http://eidas.europa.eu/LoA/low",
+                                         "http://eidas.europa.eu/LoA/substantial"]
     assert doc["ui_locales_supported"] == ["de", "en"]
     assert set(doc["prompt_values_supported"]) == {"none", "login", "consent", "select_account"}
     assert {"authorization_code", "refresh_token", "client_credentials"} == set(
