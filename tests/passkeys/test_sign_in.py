@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.oidc.conftest import cli  # noqa: F401 - the console-script fixture
 from tests.passkeys.conftest import (
     PASSWORD,
     add_passkey,
@@ -248,3 +249,14 @@ def _recovery_codes(app, user_id: int) -> int:  # noqa: ANN001
 
     with app.app_context():
         return recovery_codes_left(db.session, user_id)
+
+
+def test_administrator_reset_removes_passkeys(app, client, citizen, token, cli):  # noqa: F811
+    add_passkey(client, token, "Laptop")
+    add_passkey(client, token, "Tablet")
+    result = cli("users", "reset-second-factors", citizen.email)
+    assert result.returncode == 0, result.stderr
+    assert "passkey: 2" in result.stdout
+    assert stored(app, citizen.id) == []
+    browser = app.test_client()
+    assert login(browser, citizen.email).headers["Location"] == "/account"
