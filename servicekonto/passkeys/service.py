@@ -201,7 +201,10 @@ def register(db: Session, user: User, name: str, credential: str) -> Passkey:
     challenge = _take(REGISTER, user.id)
     if challenge is None:
         raise _failed(db, user, "challenge", REGISTER)
-    parsed = _parse(credential)
+    try:
+        parsed = _parse(credential)
+    except PasskeyRejected:
+        raise _failed(db, user, "malformed", REGISTER) from None
     rp = relying_party()
     try:
         verified = verify_registration_response(

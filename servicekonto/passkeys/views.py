@@ -88,6 +88,13 @@ def _security() -> str:
     return url_for("mfa.security") + "#console-passkey-title"
 
 
+@bp.get("/account/passkeys")
+@login_required
+def index() -> Any:
+    """The list lives on the security page, next to the other factors."""
+    return redirect(_security(), 303)
+
+
 @bp.route("/account/passkeys/new", methods=["GET", "POST"])
 @login_required
 def new() -> Any:

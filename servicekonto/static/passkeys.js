@@ -72,12 +72,10 @@
     var kind = form.getAttribute("data-passkey");
     var status = form.querySelector("[data-passkey-status]");
     var button = form.querySelector("button[type=submit]");
-    var hidden = form.querySelectorAll("[data-passkey-js]");
     var input = form.querySelector("input[name=credential]");
     var token = form.querySelector("input[name=csrf_token]");
     var say = function (name) { if (status) { status.textContent = form.getAttribute("data-msg-" + name) || ""; } };
 
-    for (var i = 0; i < hidden.length; i++) { hidden[i].hidden = false; }
     if (!window.PublicKeyCredential || !navigator.credentials) {
       say("unsupported");
       if (button) { button.disabled = true; }

@@ -58,6 +58,15 @@ def test_add_two_passkeys(app, client, citizen, token, outbox):
     assert "Passkey „Sicherheitsschlüssel Arbeit“" in body_of(mails[1])
 
 
+def test_the_list_is_on_the_security_page(client, citizen):
+    response = client.get("/account/passkeys")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/account/security#console-passkey-title"
+    page = text(client.get("/account/security"))
+    assert 'id="console-passkey-title">Passkey</h2>' in page
+    assert 'href="/account/passkeys/new"' in page
+
+
 def test_registration_options(app, client, citizen, token):
     add_passkey(client, token, "Laptop")
     confirm_password(client, "Tablet")
@@ -207,6 +216,8 @@ def test_garbage_is_a_clear_error(app, client, citizen):
         assert response.status_code == 200
         assert "Der Passkey konnte nicht geprüft werden." in text(response)
     assert stored(app, citizen.id) == []
+    reasons = [e["details"]["reason"] for e in events(app, "account:passkey:failed")]
+    assert reasons == ["malformed", "malformed", "invalid"]
 
 
 def test_rename(app, client, citizen, token):
