@@ -5,8 +5,10 @@
 
 Each is a small Flask app using Authlib's Flask client with discovery and PKCE (S256), shows
 the claims it received, logs out through the provider's ``end_session_endpoint`` and accepts
-back-channel logout tokens at ``/backchannel-logout``. ``make run`` seeds and starts both next
-to the provider; see ``demo/README.md``.
+back-channel logout tokens at ``/backchannel-logout``. Wohngeld also offers a sign-in at the
+trust level "substantial" (``/anmelden?niveau=substanziell`` sends ``acr_values``), to try the
+step-up with a second factor; the claims page shows the ``acr``/``amr`` received. ``make run``
+seeds and starts both next to the provider; see ``demo/README.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class PortalSpec:
     operator: str
     port: int
     tagline: str
+    #: Offers a second sign-in button asking for LoA substantial (``acr_values``): step-up.
+    offers_substantial: bool = False
 
     def base_url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}"
@@ -34,9 +38,12 @@ PORTALS: dict[str, PortalSpec] = {
     "wohngeld": PortalSpec(
         name="wohngeld", title="Wohngeld Hessen",
         operator="Land Hessen, Wohngeldstelle", port=5002,
-        tagline="Wohngeld beantragen und den Stand Ihres Antrags verfolgen."),
+        tagline="Wohngeld beantragen und den Stand Ihres Antrags verfolgen.",
+        offers_substantial=True),
 }
 
+#: The eIDAS level a portal asks for with its "substantial" sign-in button.
+LOA_SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 #: Scopes both portals ask for (and are registered for).
 SCOPES = "openid profile email address"
 #: Paths every portal serves; registered with the provider by ``seed-demo-portals``.

@@ -42,7 +42,15 @@ from flask import (
     url_for,
 )
 
-from demo import BACKCHANNEL_PATH, CALLBACK_PATH, PORTALS, POST_LOGOUT_PATH, SCOPES, PortalSpec
+from demo import (
+    BACKCHANNEL_PATH,
+    CALLBACK_PATH,
+    LOA_SUBSTANTIAL,
+    PORTALS,
+    POST_LOGOUT_PATH,
+    SCOPES,
+    PortalSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,11 @@ DEFAULT_CONFIG = Path("instance") / "demo-portals.json"
 CLOCK_SKEW_SECONDS = 60
 MAX_TOKEN_AGE_SECONDS = 600
 
+LEVEL_NAMES = {
+    "http://eidas.europa.eu/LoA/low": "niedrig (Basisregistrierung: E-Mail und Passwort)",
+    LOA_SUBSTANTIAL: "substanziell (Passwort und zweiter Faktor)",
+    "http://eidas.europa.eu/LoA/high": "hoch",
+}
 CLAIM_LABELS = {
     "sub": "Pseudonym (sub)",
     "given_name": "Vorname",
@@ -205,7 +218,7 @@ def create_portal_app(spec: PortalSpec | str, *, issuer: str, client_id: str | N
     def _context() -> dict[str, Any]:
         return {"spec": spec, "portal_session": g.get("portal_session"),
                 "others": [p for p in PORTALS.values() if p.name != spec.name],
-                "labels": CLAIM_LABELS}
+                "labels": CLAIM_LABELS, "level_names": LEVEL_NAMES}
 
     @app.after_request
     def _no_store(response: Response) -> Response:
@@ -223,8 +236,11 @@ def create_portal_app(spec: PortalSpec | str, *, issuer: str, client_id: str | N
             return render_template("portal_error.html", message=(
                 "Dieses Portal ist noch nicht beim Servicekonto registriert. Bitte führen Sie "
                 "„servicekonto seed-demo-portals“ aus.")), 503
+        extra = {}
+        if spec.offers_substantial and request.args.get("niveau") == "substanziell":
+            extra["acr_values"] = LOA_SUBSTANTIAL  # voluntary: the ID token's acr tells
         try:
-            return servicekonto().authorize_redirect(absolute(CALLBACK_PATH))
+            return servicekonto().authorize_redirect(absolute(CALLBACK_PATH), **extra)
         except Exception:  # noqa: BLE001 - e.g. the provider is not running
             log.exception("could not start the login")
             return render_template("portal_error.html", message=(

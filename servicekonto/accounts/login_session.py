@@ -53,6 +53,21 @@ def establish(user: User, *, amr: tuple[str, ...] = ("pwd",), acr: str = LOA_LOW
     return state
 
 
+def step_up(acr: str, amr: str) -> AuthState:
+    """The signed-in citizen proved a further factor: same login (``sid`` kept, so portals
+    that know it still get back-channel logouts), new session id (fixation), higher ``acr``,
+    ``amr`` extended, ``auth_time`` = now (the authentication at this level happened now)."""
+    current = current_auth()
+    if current is None:
+        raise RuntimeError("step_up() needs a signed-in session")
+    methods = current.amr if amr in current.amr else (*current.amr, amr)
+    state = AuthState(current.user_id, int(time.time()), acr, tuple(methods), current.sid)
+    session["auth"] = {"time": state.auth_time, "acr": state.acr, "amr": list(state.amr),
+                       "sid": state.sid}
+    session.rotate()  # type: ignore[attr-defined]
+    return state
+
+
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
              ("Chrome/", "Chrome"), ("Safari/", "Safari"))
 _SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"),

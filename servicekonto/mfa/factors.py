@@ -168,14 +168,10 @@ def finish(user: User, *, method: str, amr: str) -> str:
     step_up = bool(state.get("step_up")) and auth is not None and auth.user_id == user.id
     THROTTLE.clear_account(user.email)
     if step_up:
-        assert auth is not None
-        amr_values = [*auth.amr, *([amr] if amr not in auth.amr else [])]
-        session["auth"] = {"time": int(time.time()), "acr": LOA_SUBSTANTIAL,
-                           "amr": amr_values, "sid": auth.sid}
-        session.rotate()  # type: ignore[attr-defined]
+        state = login_session.step_up(LOA_SUBSTANTIAL, amr)
         record(db.session, AuditTag.ACCOUNT_STEP_UP, actor=f"citizen:{user.id}",
                subject_user_id=user.id,
-               details={"method": method, "amr": amr_values, "acr": LOA_SUBSTANTIAL})
+               details={"method": method, "amr": list(state.amr), "acr": LOA_SUBSTANTIAL})
     else:
         login_session.establish(user, amr=("pwd", amr), acr=LOA_SUBSTANTIAL)
         record(db.session, AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user.id}",

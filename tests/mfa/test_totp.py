@@ -130,3 +130,17 @@ def test_without_a_factor_login_stays_at_the_basic_level(app, client):
     auth = auth_of(client)
     assert auth["acr"] == LOA_LOW and auth["amr"] == ["pwd"]
     assert client.get("/login/second-factor").status_code == 302
+
+
+def test_the_pages_speak_english_too(app, client):
+    enrolled = enrol(app, client)
+    security = text(client.get("/account/security?lang=en"))
+    assert "Sign-in security" in security and "Remove authenticator app" in security
+    browser = app.test_client()
+    browser.get("/?lang=en")
+    login(browser, enrolled.user.email)
+    page = text(browser.get("/login/second-factor"))
+    assert "Second step of your sign-in" in page and "Six-digit code from your app" in page
+    wrong = second_factor(browser, "000000")
+    assert "Please correct the following:" in text(wrong)
+    assert "The code is wrong or has been used already." in text(wrong)
