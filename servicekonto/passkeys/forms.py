@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField
+from wtforms import HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
+from servicekonto.mfa.forms import ReauthForm
 from servicekonto.passkeys.models import NAME_MAX
 
 #: A browser's answer (attestation or assertion JSON) is a few KiB; more is not a passkey.
@@ -23,24 +24,14 @@ def _name_field() -> StringField:
         Length(max=NAME_MAX, message=_l("Use at most %(max)d characters."))])
 
 
-def _password_field() -> PasswordField:
-    return PasswordField(_l("Your current password"), validators=[
-        DataRequired(message=_l("Please enter your password.")), Length(max=1024)])
-
-
-class AddPasskeyForm(FlaskForm):
+class AddPasskeyForm(ReauthForm):
     """Step 1 of a registration: the name and the password (re-authentication)."""
 
     name = _name_field()
-    current_password = _password_field()
 
 
 class RenamePasskeyForm(FlaskForm):
     name = _name_field()
-
-
-class RemovePasskeyForm(FlaskForm):
-    current_password = _password_field()
 
 
 class CredentialForm(FlaskForm):
