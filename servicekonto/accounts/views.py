@@ -21,13 +21,14 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale, ngettext
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
 from servicekonto import mail
 from servicekonto.accounts import (
+    attempts,
     authentication,
     email_change,
     email_links,
@@ -51,7 +52,6 @@ from servicekonto.accounts.models import User
 from servicekonto.accounts.services import PasswordRejected
 from servicekonto.audit import AuditTag, record
 from servicekonto.db import db
-from servicekonto.errors import TooManyAttempts
 from servicekonto.mfa import factors
 from servicekonto.settings import current_settings
 
@@ -108,28 +108,6 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _lock_notice(user: User | None) -> None:
-    if user is not None:
-        _send(user.email, "login_locked", user.locale, user=user,
-              minutes=current_settings()["login_account_window_minutes"],
-              reset_link=_link("accounts.forgot_password"))
-
-
-def _check_current_password(user: User, password: str) -> bool:
-    """Re-check the password of a logged-in citizen (throttled like logins)."""
-    try:
-        ok = authentication.check_current_password(db.session, user, password, ip=_ip())
-    except authentication.LoginBlocked as exc:
-        raise _too_many(exc.retry_after) from None
-    except authentication.LoginFailed as exc:
-        db.session.commit()
-        _lock_notice(exc.user)
-        raise _too_many(exc.retry_after or 60) from None
-    if not ok:
-        db.session.commit()  # keep the failure's audit event
-    return ok
-
-
 def _end_login() -> None:
     """Log the browser out, then commit: ``end()`` signals ``logged_out`` and the provider
     queues back-channel logouts and revokes the session's tokens in ``db.session``."""
@@ -161,20 +139,11 @@ def _end_sessions(user_id: int, keep: str | None = None, end_current: bool = Fal
     db.session.commit()
 
 
-def _too_many(retry_after: int) -> TooManyAttempts:
-    """The 429 answer, saying how long to wait (the same for every address: no enumeration)."""
-    minutes = max(1, -(-int(retry_after) // 60))
-    return TooManyAttempts(retry_after, ngettext(
-        "Too many attempts. For your protection, please try again in %(num)d minute.",
-        "Too many attempts. For your protection, please try again in %(num)d minutes.",
-        minutes))
-
-
 def _limit(spec: str, scope: str, key: str) -> None:
     try:
         rate_limits.require(spec, scope, key)
     except rate_limits.RateLimited as exc:
-        raise _too_many(exc.retry_after) from None
+        raise attempts.too_many(exc.retry_after) from None
 
 
 _LINK_HELP = {
@@ -215,13 +184,9 @@ def login() -> Any:
             result = authentication.authenticate(db.session, form.email.data,
                                                  form.password.data, ip=_ip())
         except authentication.LoginBlocked as exc:
-            raise _too_many(exc.retry_after) from None
+            raise attempts.too_many(exc.retry_after) from None
         except authentication.LoginFailed as exc:
-            db.session.commit()  # the failure (and lock) audit events
-            if exc.newly_locked:
-                _lock_notice(exc.user)
-            if exc.retry_after:
-                raise _too_many(exc.retry_after) from None
+            attempts.handle_failure(exc)  # the audit events, a lock notice, maybe 429
             form.form_errors.append(_("The e-mail address or the password is wrong."))
         else:
             db.session.commit()
@@ -322,7 +287,7 @@ def change_password() -> Any:
     user = _user()
     form = ChangePasswordForm(user=user)
     if form.validate_on_submit():
-        if not _check_current_password(user, form.current_password.data):
+        if not attempts.confirm_password(user, form.current_password.data):
             form.current_password.errors.append(_("The current password is wrong."))
         else:
             try:
@@ -347,7 +312,7 @@ def change_email() -> Any:
     user = _user()
     form = ChangeEmailForm()
     if form.validate_on_submit():
-        if not _check_current_password(user, form.current_password.data):
+        if not attempts.confirm_password(user, form.current_password.data):
             form.current_password.errors.append(_("The current password is wrong."))
         else:
             _limit(rate_limits.MAILS_PER_ACCOUNT, "email-change", str(user.id))

@@ -25,11 +25,11 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale, ngettext
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
-from servicekonto.accounts import authentication, login_session
+from servicekonto.accounts import attempts, login_session
 from servicekonto.accounts.models import User
 from servicekonto.console import services
 from servicekonto.console.forms import (
@@ -39,7 +39,6 @@ from servicekonto.console.forms import (
     ProfileForm,
 )
 from servicekonto.db import db
-from servicekonto.errors import TooManyAttempts
 
 bp = Blueprint("console", __name__, url_prefix="/account")
 
@@ -105,29 +104,6 @@ def _device_text(label: str | None) -> str:
     if sep:
         return _("%(browser)s on %(system)s", browser=browser, system=system)
     return label
-
-
-def _too_many(retry_after: int) -> TooManyAttempts:
-    minutes = max(1, -(-int(retry_after) // 60))
-    return TooManyAttempts(retry_after, ngettext(
-        "Too many attempts. For your protection, please try again in %(num)d minute.",
-        "Too many attempts. For your protection, please try again in %(num)d minutes.",
-        minutes))
-
-
-def _password_ok(user: User, password: str) -> bool:
-    """Re-authentication: throttled and audited like the password pages."""
-    ip = request.remote_addr or "unknown"
-    try:
-        ok = authentication.check_current_password(db.session, user, password, ip=ip)
-    except authentication.LoginBlocked as exc:
-        raise _too_many(exc.retry_after) from None
-    except authentication.LoginFailed as exc:
-        db.session.commit()
-        raise _too_many(exc.retry_after or 60) from None
-    if not ok:
-        db.session.commit()  # keep the failure's audit event
-    return ok
 
 
 @bp.before_app_request
@@ -362,7 +338,7 @@ def delete() -> Any:
     user = _user()
     form = DeleteAccountForm()
     if form.validate_on_submit():
-        if not _password_ok(user, form.current_password.data):
+        if not attempts.confirm_password(user, form.current_password.data):
             form.current_password.errors.append(_("The password is wrong."))
         else:
             _store().delete_for_user(user.id)  # every session, this one too (before writing)

@@ -107,7 +107,7 @@ def remove_totp(session: Session, user: User, *, actor: str | None = None) -> bo
         record(session, AuditTag.ACCOUNT_TOTP_REMOVED, actor=actor or _actor(user),
                subject_user_id=user.id)
     if factors.total_enrolled(session, user.id) == 0:
-        _drop_recovery_codes(session, user.id)  # nothing left for them to replace
+        drop_recovery_codes(session, user.id)  # nothing left for them to replace
     return confirmed
 
 
@@ -137,13 +137,13 @@ def _format(raw: str) -> str:
     return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
 
 
-def _drop_recovery_codes(session: Session, user_id: int) -> int:
+def drop_recovery_codes(session: Session, user_id: int) -> int:
     return session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id)).rowcount
 
 
 def new_recovery_codes(session: Session, user: User, *, reason: str) -> list[str]:
     """Replace every recovery code with ten new ones; returns them (shown once, never again)."""
-    _drop_recovery_codes(session, user.id)
+    drop_recovery_codes(session, user.id)
     codes = []
     for _ in range(RECOVERY_CODE_COUNT):
         raw = base64.b32encode(secrets.token_bytes(RECOVERY_CODE_BYTES)).decode()
@@ -184,7 +184,7 @@ def reset_second_factors(session: Session, user: User, *, actor: str) -> dict[st
     """Remove every factor of every kind and the recovery codes (lost phone *and* codes)."""
     removed = {k.name: k.remove_all(session, user.id) for k in factors.kinds()
                if k.remove_all is not None}
-    removed["recovery_codes"] = _drop_recovery_codes(session, user.id)
+    removed["recovery_codes"] = drop_recovery_codes(session, user.id)
     # kinds as values: the audit refuses keys like "totp" (they look like secrets)
     record(session, AuditTag.ACCOUNT_SECOND_FACTORS_RESET, actor=actor,
            subject_user_id=user.id,
@@ -198,7 +198,7 @@ def erase_factors(session: Session, user_id: int) -> None:
     for k in factors.kinds():
         if k.remove_all is not None:
             k.remove_all(session, user_id)
-    _drop_recovery_codes(session, user_id)
+    drop_recovery_codes(session, user_id)
 
 
 def export_factors(session: Session, user_id: int) -> dict[str, Any]:

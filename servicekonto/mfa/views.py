@@ -13,10 +13,9 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from servicekonto.accounts import authentication
+from servicekonto.accounts import attempts, authentication
 from servicekonto.accounts.models import User
-from servicekonto.accounts.views import _lock_notice, _too_many, safe_next
-from servicekonto.console.views import _password_ok
+from servicekonto.accounts.views import safe_next
 from servicekonto.db import db
 from servicekonto.mfa import factors, services, totp
 from servicekonto.mfa.forms import ActionForm, ReauthForm, RecoveryCodeForm, TotpCodeForm
@@ -34,7 +33,7 @@ def _user() -> User:
     return current_user._get_current_object()  # type: ignore[attr-defined]
 
 
-def _no_store(body: str, status: int = 200) -> Response:
+def no_store(body: str, status: int = 200) -> Response:
     """Pages showing secrets (seed, recovery codes) must not stay in any cache."""
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
@@ -43,7 +42,7 @@ def _no_store(body: str, status: int = 200) -> Response:
 
 # -- the second-factor step of the sign-in (and of a step-up) -----------------------------------
 
-def _login_forms(user: User) -> tuple[list[factors.FactorKind], dict[str, Any]]:
+def login_forms(user: User) -> tuple[list[factors.FactorKind], dict[str, Any]]:
     kinds = factors.enrolled(db.session, user.id)
     forms: dict[str, Any] = {k.name: k.login_form() for k in kinds if k.login_form}
     if kinds and services.recovery_codes_left(db.session, user.id):
@@ -51,14 +50,14 @@ def _login_forms(user: User) -> tuple[list[factors.FactorKind], dict[str, Any]]:
     return kinds, forms
 
 
-def _second_factor_page(user: User, kinds: list[factors.FactorKind], forms: dict[str, Any],
+def second_factor_page(user: User, kinds: list[factors.FactorKind], forms: dict[str, Any],
                         status: int = 200) -> Any:
     body = render_template("mfa/second_factor.html", user=user, kinds=kinds, forms=forms,
                            next_url=factors.pending_next(), step_up=factors.is_step_up())
-    return _no_store(body, status)
+    return no_store(body, status)
 
 
-def _start_again() -> Any:
+def start_again() -> Any:
     flash(_("Your sign-in took too long. Please start again."), "error")
     return redirect(url_for("accounts.login"))
 
@@ -67,20 +66,20 @@ def _start_again() -> Any:
 def second_factor() -> Any:
     user = factors.pending_user()
     if user is None:
-        return _start_again()
-    kinds, forms = _login_forms(user)
+        return start_again()
+    kinds, forms = login_forms(user)
     if not kinds:  # the factor was removed meanwhile (e.g. by an administrator)
         factors.cancel()
-        return _start_again()
-    return _second_factor_page(user, kinds, forms)
+        return start_again()
+    return second_factor_page(user, kinds, forms)
 
 
 def _verify(method: str, form_key: str, field: str, check: Any, wrong: str) -> Any:
     """Shared by the code forms: throttle, check, finish (or count the failure)."""
     user = factors.pending_user()
     if user is None:
-        return _start_again()
-    kinds, forms = _login_forms(user)
+        return start_again()
+    kinds, forms = login_forms(user)
     form = forms.get(form_key)
     if form is None:
         return redirect(url_for("mfa.second_factor"))
@@ -88,7 +87,7 @@ def _verify(method: str, form_key: str, field: str, check: Any, wrong: str) -> A
         try:
             factors.ensure_not_blocked(user, _ip())
         except authentication.LoginBlocked as exc:
-            raise _too_many(exc.retry_after) from None
+            raise attempts.too_many(exc.retry_after) from None
         if check(user, getattr(form, field).data):
             kind = factors.kind(method)
             next_url = factors.finish(user, method=method, amr=kind.amr if kind else "otp")
@@ -101,13 +100,9 @@ def _verify(method: str, form_key: str, field: str, check: Any, wrong: str) -> A
         try:
             factors.record_failure(db.session, user, method=method, ip=_ip())
         except authentication.LoginFailed as exc:
-            db.session.commit()
-            if exc.newly_locked:
-                _lock_notice(exc.user)
-            if exc.retry_after:
-                raise _too_many(exc.retry_after) from None
+            attempts.handle_failure(exc)
             getattr(form, field).errors = [*getattr(form, field).errors, wrong]
-    return _second_factor_page(user, kinds, forms, status=400)
+    return second_factor_page(user, kinds, forms, status=400)
 
 
 @bp.post("/login/second-factor/totp")
@@ -170,7 +165,7 @@ def totp_setup() -> Any:
         if codes is not None:
             db.session.commit()
             factors.send_security_mail(user, "factor_added", factor=_("Authenticator app"))
-            return _no_store(render_template("mfa/recovery_codes.html", codes=codes,
+            return no_store(render_template("mfa/recovery_codes.html", codes=codes,
                                              enrolled=True))
         form.code.errors = [*form.code.errors, _(
             "The code is wrong. Check that the time on your phone is set automatically and "
@@ -178,7 +173,7 @@ def totp_setup() -> Any:
     uri = totp.provisioning_uri(secret, user.email, issuer=TOTP_ISSUER)
     body = render_template("mfa/totp_setup.html", form=form, qr=totp.qr_data_uri(uri),
                            manual_key=_group(secret))
-    return _no_store(body, 400 if form.errors else 200)
+    return no_store(body, 400 if form.errors else 200)
 
 
 def _group(secret: str) -> str:
@@ -196,7 +191,7 @@ def totp_remove() -> Any:
     allowed = not confirmed or factors.may_remove(db.session, user)
     form = ReauthForm()
     if allowed and form.validate_on_submit():
-        if not _password_ok(user, form.current_password.data):
+        if not attempts.confirm_password(user, form.current_password.data):
             form.current_password.errors.append(_("The password is wrong."))
         else:
             services.remove_totp(db.session, user)
@@ -218,13 +213,13 @@ def recovery_codes() -> Any:
         return redirect(url_for("mfa.security"), 303)
     form = ReauthForm()
     if form.validate_on_submit():
-        if not _password_ok(user, form.current_password.data):
+        if not attempts.confirm_password(user, form.current_password.data):
             form.current_password.errors.append(_("The password is wrong."))
         else:
             codes = services.new_recovery_codes(db.session, user, reason="regenerated")
             db.session.commit()
             factors.send_security_mail(user, "recovery_codes_created")
-            return _no_store(render_template("mfa/recovery_codes.html", codes=codes,
+            return no_store(render_template("mfa/recovery_codes.html", codes=codes,
                                              enrolled=False))
     return render_template("mfa/regenerate.html", form=form,
                            codes_left=services.recovery_codes_left(db.session, user.id))

@@ -305,7 +305,7 @@ def remove(db: Session, user: User, passkey_id: int) -> None:
     """Delete the passkey (the caller checked ``factors.may_remove`` and the password). With
     the last factor of any kind gone, the recovery codes go too (nothing left to replace)."""
     from servicekonto.mfa import factors
-    from servicekonto.mfa.services import _drop_recovery_codes
+    from servicekonto.mfa.services import drop_recovery_codes
 
     passkey = get(db, user, passkey_id)
     record(db, AuditTag.PASSKEY_REMOVED, actor=f"citizen:{user.id}", subject_user_id=user.id,
@@ -313,7 +313,7 @@ def remove(db: Session, user: User, passkey_id: int) -> None:
     db.delete(passkey)
     db.flush()
     if factors.total_enrolled(db, user.id) == 0:
-        _drop_recovery_codes(db, user.id)
+        drop_recovery_codes(db, user.id)
 
 
 def registration_ticket(user: User, name: str) -> None:

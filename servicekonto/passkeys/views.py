@@ -25,16 +25,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from servicekonto.accounts import authentication
+from servicekonto.accounts import attempts, authentication
 from servicekonto.accounts.models import User
-from servicekonto.accounts.views import _lock_notice, _too_many
-from servicekonto.console.views import _password_ok
 from servicekonto.db import db
 from servicekonto.errors import ServicekontoError
 from servicekonto.mfa import factors
 from servicekonto.mfa import services as mfa_services
 from servicekonto.mfa.forms import ActionForm, ReauthForm
-from servicekonto.mfa.views import _login_forms, _no_store, _second_factor_page, _start_again
+from servicekonto.mfa.views import login_forms, no_store, second_factor_page, start_again
 from servicekonto.passkeys import service
 from servicekonto.passkeys.forms import AddPasskeyForm, CredentialForm, RenamePasskeyForm
 
@@ -104,7 +102,7 @@ def new() -> Any:
     if not form.is_submitted():
         form.name.data = service.default_name(db.session, user.id)
     if form.validate_on_submit():
-        if not _password_ok(user, form.current_password.data):
+        if not attempts.confirm_password(user, form.current_password.data):
             form.current_password.errors.append(_("The password is wrong."))
         else:
             service.registration_ticket(user, form.name.data)
@@ -139,7 +137,7 @@ def create() -> Any:
                                                                       name=name))
             flash(_("Your passkey “%(name)s” has been added.", name=name), "success")
             if codes:
-                return _no_store(render_template("mfa/recovery_codes.html", codes=codes,
+                return no_store(render_template("mfa/recovery_codes.html", codes=codes,
                                                  enrolled=False))
             return redirect(_security(), 303)
     else:
@@ -187,7 +185,7 @@ def remove(passkey_id: int) -> Any:
     allowed = factors.may_remove(db.session, user)
     form = ReauthForm()
     if allowed and form.validate_on_submit():
-        if not _password_ok(user, form.current_password.data):
+        if not attempts.confirm_password(user, form.current_password.data):
             form.current_password.errors.append(_("The password is wrong."))
         else:
             name = passkey.name
@@ -229,8 +227,8 @@ def login() -> Any:
     failed sign-in for the history)."""
     user = factors.pending_user()
     if user is None:
-        return _start_again()
-    kinds, forms = _login_forms(user)
+        return start_again()
+    kinds, forms = login_forms(user)
     form = forms.get("passkey")
     if form is None:
         return redirect(url_for("mfa.second_factor"))
@@ -239,7 +237,7 @@ def login() -> Any:
         try:
             factors.ensure_not_blocked(user, ip)
         except authentication.LoginBlocked as exc:
-            raise _too_many(exc.retry_after) from None
+            raise attempts.too_many(exc.retry_after) from None
         try:
             service.authenticate(db.session, user, form.credential.data)
         except service.PasskeyRejected as exc:
@@ -247,15 +245,11 @@ def login() -> Any:
             try:
                 factors.record_failure(db.session, user, method="passkey", ip=ip)
             except authentication.LoginFailed as failed:
-                db.session.commit()
-                if failed.newly_locked:
-                    _lock_notice(failed.user)
-                if failed.retry_after:
-                    raise _too_many(failed.retry_after) from None
+                attempts.handle_failure(failed)
         else:
             next_url = factors.finish(user, method="passkey", amr="hwk")
             db.session.commit()
             return redirect(next_url, 303)
     else:
         _credential_errors_to_summary(form)
-    return _second_factor_page(user, kinds, forms, status=400)
+    return second_factor_page(user, kinds, forms, status=400)
