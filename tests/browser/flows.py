@@ -7,6 +7,7 @@ asserted through headings and texts. Every step waits for the page it leads to.
 
 from __future__ import annotations
 
+import pyotp
 from playwright.sync_api import Page, expect
 
 from tests.support.mailbox import Mailbox, links_in
@@ -31,11 +32,16 @@ def submit(page: Page, fields: dict[str, str], button: str | None = None) -> Non
         target.click()
 
 
-def register(page: Page, base: str, email: str, password: str, *, given_name: str = "Erika",
-             family_name: str = "Mustermann") -> None:
-    page.goto(base + "/register")
+def fill_registration(page: Page, email: str, password: str, *, given_name: str = "Erika",
+                      family_name: str = "Mustermann") -> None:
+    """On the registration page: fill in and send the form."""
     submit(page, {"email": email, "given_name": given_name, "family_name": family_name,
                   "password": password, "password_confirm": password})
+
+
+def register(page: Page, base: str, email: str, password: str, **names: str) -> None:
+    page.goto(base + "/register")
+    fill_registration(page, email, password, **names)
 
 
 def open_mail_link(page: Page, outbox: Mailbox, address: str, contains: str) -> str:
@@ -75,8 +81,38 @@ def confirm(page: Page) -> None:
     submit(page, {})
 
 
-def operator_log_in(page: Page, base: str, email: str, password: str, code: str) -> None:
-    """Operator/administrator login: password, then the TOTP code."""
+def request_password_reset(page: Page, base: str, outbox: Mailbox, email: str) -> str:
+    """"Forgot your password?": send the form; the reset link from the mail."""
+    page.goto(base + "/password/forgot")
+    submit(page, {"email": email})
+    mails = outbox.wait_for(email)
+    return next(lnk for lnk in links_in(mails[-1]) if "/password/reset/" in lnk)
+
+
+def operator_password(page: Page, base: str, email: str, password: str) -> None:
+    """Operator/administrator login, first step: e-mail and password."""
     page.goto(base + "/operators/login")
     submit(page, {"email": email, "password": password})
-    submit(page, {"code": code})
+
+
+def operator_enrol(page: Page) -> str:
+    """On the authenticator set-up page (first login): an authenticator app (pyotp here)
+    turns the manual key into the code. Returns the key."""
+    key = "".join(page.locator("#manual-key").inner_text().split())
+    submit(page, {"code": pyotp.TOTP(key).now()})
+    return key
+
+
+def operator_register_portal(page: Page, base: str, name: str, redirect_uri: str) -> str:
+    """An operator registers a portal; its client_id as the confirmation page shows it."""
+    page.goto(base + "/operators/portals/new")
+    submit(page, {"client_name": name, "redirect_uris": redirect_uri})
+    return page.locator("#client-id").inner_text().strip()
+
+
+def current_session_id(page: Page, base: str) -> str:
+    """The sid in the "sign out" link of this session on the console's sessions page."""
+    page.goto(base + "/account/sessions")
+    row = page.locator("tr", has=page.locator("td strong"))
+    href = row.locator("a[href*='/account/sessions/']").get_attribute("href")
+    return href.split("/account/sessions/", 1)[1].split("/", 1)[0]
