@@ -12,7 +12,13 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.accounts.conftest import make_user
-from tests.browser.conftest import axe_violations, describe, new_context, screenshot
+from tests.browser.conftest import (
+    assert_accessible,
+    axe_violations,
+    describe,
+    new_context,
+    screenshot,
+)
 from tests.browser.flows import (
     consent,
     current_session_id,
@@ -129,3 +135,15 @@ def test_operator_and_administrator_pages(app, live_server, page_in: Page, langu
     found.extend(problems_of(page, language))  # registered: the client secret shown once
     found.extend(check_pages(page, base, OPERATOR, values, language))
     assert_no_problems(found)
+
+
+def test_assert_accessible_fails_listing_rule_impact_target_and_help(page: Page):
+    """The check itself can fail: a page with an unlabelled input and an image without alt."""
+    page.set_content('<html lang="de"><head><title>t</title></head><body><main><h1>t</h1>'
+                     '<img src="data:,"><input id="q"></main></body></html>')
+    with pytest.raises(AssertionError) as failure:
+        assert_accessible(page)
+    report = str(failure.value)
+    assert "[critical] image-alt" in report and "[critical] label" in report
+    assert '["#q"]' in report and '["img"]' in report
+    assert "https://dequeuniversity.com/rules/axe/" in report

@@ -54,6 +54,8 @@ def test_registration_sso_withdrawal_and_sign_out_everywhere(app, live_server, p
     expect_heading(page, "E-Mail-Adresse bestätigt")
 
     # 2. sign in at the first portal: the provider's login, then its consent page
+    page.goto(hund.url + "/")
+    assert_accessible(page)
     portal_sign_in(page, hund.url)
     assert page.url.startswith(base + "/login")
     expect_heading(page, "Anmelden")
@@ -70,6 +72,7 @@ def test_registration_sso_withdrawal_and_sign_out_everywhere(app, live_server, p
     assert portal_claim(page, "family_name") == "Mustermann"
     assert portal_claim(page, "email") == EMAIL
     assert portal_claim(page, "acr") == "http://eidas.europa.eu/LoA/low"
+    assert_accessible(page)  # the demo portal too: it is what operators copy
     screenshot(page, "portal-signed-in")
 
     # 3. the second portal: no password again, only its own consent
