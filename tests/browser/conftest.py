@@ -72,9 +72,10 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium(_requirements: None) -> Iterator[Browser]:
-    """One headless Chromium for the whole run (each test gets a fresh context)."""
+    """One headless Chromium for the browser suite (each test gets a fresh context); closed,
+    with Playwright's event loop, before the rest of the test run goes on."""
     playwright = sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
     yield browser
@@ -129,6 +130,16 @@ def assert_accessible(page: Page) -> None:
     """Fail on any serious or critical axe violation, printing rule, impact, targets, help."""
     violations = axe_violations(page)
     assert not violations, "axe-core violations\n" + describe(page.url, violations)
+
+
+def reflow_overflow(page: Page, width: int = 320) -> int:
+    """How many CSS pixels the page is wider than a 320 px viewport (WCAG 1.4.10 reflow:
+    content readable without scrolling sideways); 0 when it reflows."""
+    page.set_viewport_size({"width": width, "height": 640})
+    try:
+        return max(0, page.evaluate("document.documentElement.scrollWidth") - width)
+    finally:
+        page.set_viewport_size(VIEWPORT)
 
 
 # -- screenshots -------------------------------------------------------------------------------

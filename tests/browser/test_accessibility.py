@@ -1,8 +1,8 @@
 """axe-core on every page, in German and in English: anonymous pages, the account console, the
 consent page, the logout confirmations and the operator/administrator pages (tests/browser/
 pages.py lists them). Each test collects every serious or critical violation of its pages and
-fails once, listing them all; it also checks the status, the ``lang`` attribute and that a page
-has exactly one ``h1``."""
+fails once, listing them all; it also checks the status, the ``lang`` attribute, that a page
+has exactly one ``h1`` and that it reflows to 320 CSS pixels without sideways scrolling."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.browser.conftest import (
     axe_violations,
     describe,
     new_context,
+    reflow_overflow,
     screenshot,
 )
 from tests.browser.flows import (
@@ -51,6 +52,9 @@ def problems_of(page: Page, language: str) -> list[str]:
     violations = axe_violations(page)
     if violations:
         found.append(describe(page.url, violations))
+    overflow = reflow_overflow(page)
+    if overflow:
+        found.append(f"{page.url}: {overflow}px wider than a 320px screen (WCAG 1.4.10 reflow)")
     return found
 
 
@@ -147,3 +151,10 @@ def test_assert_accessible_fails_listing_rule_impact_target_and_help(page: Page)
     assert "[critical] image-alt" in report and "[critical] label" in report
     assert '["#q"]' in report and '["img"]' in report
     assert "https://dequeuniversity.com/rules/axe/" in report
+
+
+def test_reflow_check_measures_sideways_scrolling(page: Page):
+    page.set_content('<html lang="de"><body><div style="width: 600px">breit</div></body></html>')
+    assert reflow_overflow(page) >= 280
+    page.set_content('<html lang="de"><body><p>schmal</p></body></html>')
+    assert reflow_overflow(page) == 0
