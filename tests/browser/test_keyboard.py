@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import VIEWPORT
+from tests.browser.conftest import VIEWPORT, new_context
 from tests.browser.flows import expect_heading, portal_claim, portal_sign_in, submit
 from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
 
@@ -79,7 +79,7 @@ def test_error_summary_links_lead_to_the_fields(live_server, page: Page):
 
 def test_sign_in_at_a_portal_by_keyboard_without_javascript(live_server, portals, citizen,
                                                             chromium: Browser):
-    context = chromium.new_context(viewport=VIEWPORT, locale="de-DE", java_script_enabled=False)
+    context = new_context(chromium, "de", java_script_enabled=False)
     page = context.new_page()
     try:
         hund = portals["hundesteuer"]
