@@ -21,11 +21,15 @@ def expect_heading(page: Page, text: str) -> None:
     expect(page.locator("h1").first).to_have_text(text)
 
 
-def submit(page: Page, fields: dict[str, str], button: str | None = None) -> None:
-    """Fill the page's first POST form by field name and press its (named) submit button."""
+def submit(page: Page, fields: dict[str, str | bool], button: str | None = None) -> None:
+    """Fill the page's first POST form by field name (``True``/``False`` ticks a checkbox) and
+    press its (named) submit button."""
     form = page.locator("main form[method=post]").first
     for name, value in fields.items():
-        form.locator(f"[name={name}]").fill(value)
+        if isinstance(value, bool):
+            form.locator(f"[name={name}]").set_checked(value)
+        else:
+            form.locator(f"[name={name}]").fill(value)
     target = form.get_by_role("button", name=button) if button else form.locator(
         "button[type=submit]").first
     with page.expect_navigation():

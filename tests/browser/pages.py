@@ -13,10 +13,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from tests.browser.flows import fill_registration as register_form
-from tests.browser.flows import submit
+from tests.browser.flows import log_in, submit
+from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
+
+#: The citizen of tests.demo.conftest's ``citizen`` fixture (the CITIZEN list signs in as it).
+CITIZEN_EMAIL = "erika.mustermann@example.org"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,17 @@ class Visit:
 def submit_empty(page: Page) -> None:
     """Send the page's form as it is (empty fields): the error summary and field errors show."""
     submit(page, {})
+
+
+def log_in_again(page: Page) -> None:
+    log_in(page, CITIZEN_EMAIL, CITIZEN_PASSWORD)
+    expect(page.locator(".error-summary")).to_have_count(0)
+
+
+def delete_account(page: Page) -> None:
+    submit(page, {"current_password": CITIZEN_PASSWORD, "confirm": True})
+    expect(page.locator(".error-summary")).to_have_count(0)
+    expect(page.locator("form[method=post]")).to_have_count(0)  # no confirmation form left
 
 
 def register_someone(page: Page) -> None:
@@ -56,9 +71,12 @@ ANONYMOUS = [
     Visit("/authorize?client_id=unknown&response_type=code&scope=openid", status=400),
     Visit("/operators/login", screenshot="operator-login"),
     Visit("/operators/login", action=submit_empty),
+    Visit("/logout"),                       # "you are not logged in"
+    Visit("/end-session"),                  # RP logout without a session
 ]
 
-#: A signed-in citizen with a consent for the portal ``{client_id}`` (session ``{sid}``).
+#: A signed-in citizen (tests.demo.conftest's, with its password) with a consent for the portal
+#: ``{client_id}`` (session ``{sid}``).
 CITIZEN = [
     Visit("/account", screenshot="console-overview"),
     Visit("/account/profile", screenshot="console-profile"),
@@ -73,12 +91,15 @@ CITIZEN = [
     Visit("/account/not-me"),
     Visit("/account/data", screenshot="console-data"),
     Visit("/account/delete"),
+    Visit("/account/delete", action=submit_empty),
     Visit("/account/email"),
     Visit("/account/password"),
     Visit("/account/password", action=submit_empty),
     Visit("/end-session", screenshot="logout-confirmation"),  # RP logout without id_token_hint
     Visit("/logout"),
-    Visit("/logout", action=submit_empty),  # signed out: keep it last
+    Visit("/logout", action=submit_empty),            # logged out ...
+    Visit("/login", action=log_in_again),             # ... and in again
+    Visit("/account/delete", action=delete_account),  # account deleted: keep it last
 ]
 
 #: An administrator (member of an organisation) with the portal ``{client_id}`` registered.

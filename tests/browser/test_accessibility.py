@@ -33,7 +33,7 @@ from tests.browser.flows import (
     register,
     request_password_reset,
 )
-from tests.browser.pages import ANONYMOUS, CITIZEN, OPERATOR, Visit
+from tests.browser.pages import ANONYMOUS, CITIZEN, CITIZEN_EMAIL, OPERATOR, Visit
 from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
 from tests.portals.conftest import PASSWORD as OPERATOR_PASSWORD
 from tests.portals.conftest import make_operator, make_org
@@ -112,6 +112,7 @@ def test_anonymous_pages(app, live_server, outbox, page_in: Page, language: str)
 @pytest.mark.screenshots
 def test_citizen_pages(app, live_server, portals, citizen, page_in: Page, language: str):
     base, page, hund = live_server.url, page_in, portals["hundesteuer"]
+    assert citizen == CITIZEN_EMAIL
     portal_sign_in(page, hund.url)
     found = problems_of(page, language)  # the login page reached from a portal
     log_in(page, citizen, CITIZEN_PASSWORD)
