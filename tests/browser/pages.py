@@ -49,6 +49,16 @@ def delete_account(page: Page) -> None:
     expect(page.locator("form[method=post]")).to_have_count(0)  # no confirmation form left
 
 
+def set_new_password(page: Page) -> None:
+    submit(page, {"password": "Birkenweg-9-Darmstadt", "password_confirm": "Birkenweg-9-Darmstadt"})
+    expect(page.locator(".error-summary")).to_have_count(0)
+
+
+def change_email(page: Page) -> None:
+    submit(page, {"email": "erika.neu@example.org", "current_password": CITIZEN_PASSWORD})
+    expect(page.locator(".error-summary")).to_have_count(0)
+
+
 def register_someone(page: Page) -> None:
     register_form(page, f"someone-{secrets.token_hex(4)}@example.de", "Lindenallee-5-Kassel")
 
@@ -66,6 +76,7 @@ ANONYMOUS = [
     Visit("/verify/not-a-valid-token", status=400),
     Visit("{reset_link}"),               # choose a new password
     Visit("{reset_link}", action=submit_empty),
+    Visit("{reset_link}", action=set_new_password),  # password changed (the link is used up)
     Visit("/password/reset/not-a-valid-token", status=400),
     Visit("/does-not-exist", status=404),
     Visit("/authorize?client_id=unknown&response_type=code&scope=openid", status=400),
@@ -93,6 +104,7 @@ CITIZEN = [
     Visit("/account/delete"),
     Visit("/account/delete", action=submit_empty),
     Visit("/account/email"),
+    Visit("/account/email", action=change_email),  # "confirm the link we sent"
     Visit("/account/password"),
     Visit("/account/password", action=submit_empty),
     Visit("/end-session", screenshot="logout-confirmation"),  # RP logout without id_token_hint
@@ -102,7 +114,8 @@ CITIZEN = [
     Visit("/account/delete", action=delete_account),  # account deleted: keep it last
 ]
 
-#: An administrator (member of an organisation) with the portal ``{client_id}`` registered.
+#: An administrator (member of an organisation) with the portal ``{client_id}`` registered, for
+#: which another operator of the organisation asked for the birthdate (a decision waits).
 OPERATOR = [
     Visit("/operators/", screenshot="operator-portals"),
     Visit("/operators/portals/new"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.accounts.conftest import make_user
 from tests.browser.conftest import (
@@ -36,7 +36,9 @@ from tests.browser.flows import (
 from tests.browser.pages import ANONYMOUS, CITIZEN, CITIZEN_EMAIL, OPERATOR, Visit
 from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
 from tests.portals.conftest import PASSWORD as OPERATOR_PASSWORD
+from tests.portals.conftest import login as operator_login
 from tests.portals.conftest import make_operator, make_org
+from tests.portals.test_admin import request_birthdate
 
 LANGUAGES = ["de", "en"]
 
@@ -127,9 +129,8 @@ def test_citizen_pages(app, live_server, portals, citizen, page_in: Page, langua
 @pytest.mark.screenshots
 def test_operator_and_administrator_pages(app, live_server, page_in: Page, language: str):
     base, page = live_server.url, page_in
-    admin = make_operator(app, make_org(app, "Stadt Musterstadt"), admin=True,
-                          email="anna.amt@musterstadt.de")
-    assert admin
+    org_id = make_org(app, "Stadt Musterstadt")
+    make_operator(app, org_id, admin=True, email="anna.amt@musterstadt.de")
     operator_password(page, base, "anna.amt@musterstadt.de", OPERATOR_PASSWORD)
     found = problems_of(page, language)  # set up the authenticator app (QR code)
     if language == "de":
@@ -138,6 +139,11 @@ def test_operator_and_administrator_pages(app, live_server, page_in: Page, langu
     values = {"client_id": operator_register_portal(
         page, base, "Hundesteuer Musterstadt", "https://hund.musterstadt.de/callback")}
     found.extend(problems_of(page, language))  # registered: the client secret shown once
+    colleague = app.test_client()  # a second operator asks for data (four eyes: admin decides)
+    operator_login(colleague, app, make_operator(app, org_id))
+    request_birthdate(colleague, values["client_id"])
+    page.goto(base + "/admin/requests")
+    expect(page.locator("main textarea[name=note]")).to_have_count(1)  # the decision form
     found.extend(check_pages(page, base, OPERATOR, values, language))
     assert_no_problems(found)
 
