@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from servicekonto.db import utcnow
@@ -62,6 +62,9 @@ class SessionStore(Protocol):
     def purge_expired(self) -> int: ...
 
 
+_LOAD = select(WebSession.__table__).where(WebSession.key == bindparam("key"))
+
+
 class DatabaseSessionStore:
     """Sessions in the ``web_sessions`` table, each operation in its own short transaction."""
 
@@ -80,9 +83,10 @@ class DatabaseSessionStore:
         )
 
     def load(self, key: str) -> SessionRecord | None:
-        with Session(self._reader) as session:
-            row = session.get(WebSession, key)
-            return self._to_record(row) if row else None
+        # A Core row, not an ORM entity: this runs on every request with a session cookie.
+        with self._reader.connect() as conn:
+            row = conn.execute(_LOAD, {"key": key}).first()
+        return self._to_record(row) if row else None  # type: ignore[arg-type]
 
     def save(self, record: SessionRecord) -> None:
         with Session(self.engine) as session, session.begin():
