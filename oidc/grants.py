@@ -64,6 +64,16 @@ def _check_grant_type(client: Client, grant_type: str) -> None:
 
 
 _LOOKUPS: dict[Any, Any] = {}
+_CODES, _TOKENS = AuthorizationCode.__table__, Token.__table__
+#: Single use of a code, one rotation of a refresh token: conditional UPDATEs (Core, built once;
+#: nothing in the session is synchronised, as before).
+_REDEEM = (update(_CODES)
+           .where(_CODES.c.id == bindparam("code_id"), _CODES.c.used_at.is_(None))
+           .values(used_at=bindparam("now")))
+_ROTATE = (update(_TOKENS)
+           .where(_TOKENS.c.id == bindparam("token_id"), _TOKENS.c.rotated_at.is_(None),
+                  _TOKENS.c.revoked_at.is_(None))
+           .values(rotated_at=bindparam("rotated"), revoked_at=bindparam("revoked")))
 
 
 def _with_user_and_grant(column: Any, digest: str) -> tuple[Any, User | None, list[str]]:
@@ -189,10 +199,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         client: Client = self.request.client
         row: AuthorizationCode = self.request.authorization_code
         signing = signing_key_for(client)
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=utcnow()).execution_options(synchronize_session=False))
+        claimed = db.session.execute(_REDEEM, {"code_id": row.id, "now": utcnow()})
         if claimed.rowcount != 1:  # a parallel request redeemed it first
             db.session.rollback()
             self._replayed(client, row)
@@ -266,11 +273,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         scope: str = self.request.refresh_scope
         signing = signing_key_for(client) if "openid" in scope.split() else None
         now = utcnow()
-        rotated = db.session.execute(
-            update(Token)
-            .where(Token.id == old.id, Token.rotated_at.is_(None), Token.revoked_at.is_(None))
-            .values(rotated_at=now, revoked_at=now)
-            .execution_options(synchronize_session=False))
+        rotated = db.session.execute(_ROTATE, {"token_id": old.id, "rotated": now,
+                                                "revoked": now})
         if rotated.rowcount != 1:  # used in parallel: a reuse
             db.session.rollback()
             self._reused(client, old)
