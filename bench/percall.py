@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,10 @@ def main() -> None:
     parser.add_argument("--only", default="")
     parser.add_argument("--profile", default="", help="cProfile (CPU time) of one scenario")
     parser.add_argument("--top", type=int, default=60)
+    parser.add_argument("--gc", default="", help="'freeze': gc.freeze() after start-up; "
+                        "'off': no cyclic GC while measuring")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra server setting, e.g. audit_seal_after_commit=false")
     args = parser.parse_args()
     only = [s for s in args.only.split(",") if s] or SCENARIOS
     from urllib.parse import parse_qs, urlencode, urlsplit
@@ -40,7 +45,8 @@ def main() -> None:
 
     with database("postgres" if args.pg else "sqlite") as url:
         env = settings_for(url, free_port(), {"audit_seal_interval_ms": 200,
-                                              "database_pool_pre_ping": False})
+                                              "database_pool_pre_ping": False,
+                                              **dict(i.split("=", 1) for i in args.set)})
         seeded = seed(env)
         with environment(env):
             from bench.run import PASSWORD, pkce
@@ -136,6 +142,13 @@ def main() -> None:
                                    "code_verifier": verifier})))
                     assert status[:3] == "200", out
 
+            import gc
+
+            if args.gc == "freeze":
+                gc.collect()
+                gc.freeze()
+            elif args.gc == "off":
+                gc.disable()
             for name in only:
                 n = args.n
                 codes = []
@@ -152,12 +165,15 @@ def main() -> None:
 
                     profiler = cProfile.Profile(time.process_time)
                     profiler.enable()
+                t0 = os.times()
                 c0, w0 = time.process_time(), time.perf_counter()
                 for _ in range(n):
                     if codes:
                         state["code"] = codes.pop()
                     one(name)
                 cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+                t1 = os.times()
+                user, system = t1.user - t0.user, t1.system - t0.system
                 if profiler:
                     profiler.disable()
                 # Python function calls per request: a load-independent proxy of the CPU cost
@@ -173,8 +189,9 @@ def main() -> None:
                     one(name)
                 counter.disable()
                 calls = pstats.Stats(counter).total_calls / 100  # type: ignore[attr-defined]
-                print(f"{name:20s} cpu {1000 * cpu / n:6.3f} ms/req  wall {1000 * wall / n:6.3f}"
-                      f" ms/req  {calls:7.0f} calls/req", flush=True)
+                print(f"{name:20s} cpu {1000 * cpu / n:6.3f} ms/req (user {1000 * user / n:.3f}, "
+                      f"system {1000 * system / n:.3f})  wall {1000 * wall / n:6.3f} ms/req  "
+                      f"{calls:7.0f} calls/req", flush=True)
                 if profiler:
                     import pstats
 
