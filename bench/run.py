@@ -570,7 +570,8 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
     argon_rate = 1 / ceil["argon2_verify_s"]
     commit = git("rev-parse", "--short", "HEAD")
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", "oidc",
-                                                  "servicekonto", "bench") else ""
+                                                  "servicekonto", "bench",
+                                                  ":!bench/results") else ""
     lines = [
         f"# Benchmark {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit}{dirty}",
         "",
