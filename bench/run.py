@@ -41,11 +41,17 @@ PG_SERVER = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.
 PASSWORD = "Sonnenblume-Wiesbaden-42"
 SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1")
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-THREADS = int(os.environ.get("BENCH_THREADS_PER_WORKER", "4"))
+#: One worker process on the one server core (config/gunicorn.conf.py: workers = cores), its
+#: threads overlapping database round trips. Two processes on one core cost more CPU per
+#: request (context switches, two sets of caches) and let two Argon2id hashes thrash one
+#: core's caches; measured in docs/performance.md ("Server set-up").
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
+THREADS = int(os.environ.get("BENCH_THREADS_PER_WORKER", "8"))
 WRK_THREADS = 1
 #: gunicorn (gthread, the baseline) or granian (Rust HTTP server, WSGI interface).
 SERVER_KIND = os.environ.get("BENCH_SERVER", "gunicorn")
+#: gunicorn's worker class (gthread, the baseline; sync for comparison: no keep-alive).
+GUNICORN_CLASS = os.environ.get("BENCH_GUNICORN_CLASS", "gthread")
 WRK_CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 LOGIN_CONNECTIONS = int(os.environ.get("BENCH_LOGIN_CONNECTIONS", "4"))
 
@@ -219,7 +225,7 @@ class Server:
                     "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048",
                     "--no-ws", "--log-level", "warning", app]
         else:
-            argv = [str(VENV_BIN / "gunicorn"), "-k", "gthread", "-w", str(WORKERS),
+            argv = [str(VENV_BIN / "gunicorn"), "-k", GUNICORN_CLASS, "-w", str(WORKERS),
                     "--threads", str(THREADS), "-b", f"127.0.0.1:{port}", "--backlog", "2048",
                     "--log-level", "warning", app]
         self.command = " ".join(pinned(SERVER_CPU, argv))
@@ -570,7 +576,8 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
     argon_rate = 1 / ceil["argon2_verify_s"]
     commit = git("rev-parse", "--short", "HEAD")
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", "oidc",
-                                                  "servicekonto", "bench") else ""
+                                                  "servicekonto", "bench",
+                                                  ":!bench/results") else ""
     lines = [
         f"# Benchmark {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit}{dirty}",
         "",
@@ -581,7 +588,7 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
         f"- CPU split: server `taskset -c {SERVER_CPU}`, wrk `taskset -c {LOAD_CPU}` "
         f"({'applied' if have_taskset() else 'NOT applied: taskset or 2nd CPU missing'}); "
         "PostgreSQL unpinned (shares both cores)",
-        f"- Server: {SERVER_KIND}{' gthread' if SERVER_KIND == 'gunicorn' else ' wsgi'}, "
+        f"- Server: {SERVER_KIND}{' ' + GUNICORN_CLASS if SERVER_KIND == 'gunicorn' else ' wsgi'}, "
         f"{WORKERS} workers x {THREADS} threads; wrk "
         f"{WRK_THREADS} thread, {WRK_CONNECTIONS} connections (login: 4), {duration} s per "
         "scenario, after a warm-up (seeding, login, token minting through HTTP)",

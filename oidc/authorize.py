@@ -52,7 +52,7 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, insert, select
 from werkzeug.datastructures import MultiDict
 
 from oidc import claims as claims_mod
@@ -70,6 +70,7 @@ from servicekonto.accounts import login_session
 from servicekonto.accounts.models import User
 from servicekonto.accounts.trust_levels import rank
 from servicekonto.audit import AuditTag, record
+from servicekonto.audit.service import entry, insert_now
 from servicekonto.consent import service as consent_service
 from servicekonto.consent.models import Consent
 from servicekonto.db import db, utcnow
@@ -434,20 +435,30 @@ def _consent_page(client: Client, areq: AuthRequest, pending_id: str) -> Respons
     return response
 
 
+_INSERT_CODE = insert(AuthorizationCode.__table__)
+_USER_AND_CONSENT = (
+    select(User, Consent)
+    .outerjoin(Consent, and_(Consent.user_id == User.id,
+                             Consent.client_pk == bindparam("client_pk")))
+    .where(User.id == bindparam("user_id")))
+
+
 def _issue_code(client: Client, areq: AuthRequest, auth: login_session.AuthState) -> Response:
     settings = current_settings()
     value, digest = new_secret()
     now = utcnow()
-    db.session.add(AuthorizationCode(
+    # Core INSERTs (no ORM flush): the hot path of a signed-in citizen's authorize request.
+    db.session.execute(_INSERT_CODE, dict(
         code_hash=digest, client_pk=client.id, user_id=auth.user_id,
         redirect_uri=areq.redirect_uri, scope=areq.scope, nonce=areq.nonce,
         code_challenge=areq.code_challenge, code_challenge_method=areq.code_challenge_method,
         claims_request=areq.claims_request, auth_time=auth.auth_time, acr=auth.acr,
-        amr=list(auth.amr), sid=auth.sid, created_at=now,
+        amr=list(auth.amr), sid=auth.sid, created_at=now, used_at=None,
         expires_at=now + dt.timedelta(seconds=settings["authorization_code_lifetime_seconds"])))
-    record(db.session, AuditTag.OIDC_CODE_ISSUED, actor=f"citizen:{auth.user_id}",
-           subject_user_id=auth.user_id, client_id=client.client_id,
-           details={"scope": areq.scope.split(), "acr": auth.acr})
+    insert_now(db.session, entry(
+        AuditTag.OIDC_CODE_ISSUED, actor=f"citizen:{auth.user_id}",
+        subject_user_id=auth.user_id, client_id=client.client_id,
+        details={"scope": areq.scope.split(), "acr": auth.acr}))
     db.session.commit()
     return _deliver(_target(areq), {"code": value})
 
@@ -467,10 +478,8 @@ def _user_and_consent(auth: login_session.AuthState | None,
     """The signed-in citizen and their consent for ``client`` in one query (hot path)."""
     if auth is None:
         return None, None
-    row = db.session.execute(
-        select(User, Consent)
-        .outerjoin(Consent, and_(Consent.user_id == User.id, Consent.client_pk == client.id))
-        .where(User.id == auth.user_id)).first()
+    row = db.session.execute(_USER_AND_CONSENT,
+                             {"user_id": auth.user_id, "client_pk": client.id}).first()
     if row is None or row[0].is_disabled:
         return None, None
     return row[0], row[1]

@@ -32,7 +32,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 from joserfc import jwt
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 
 from oidc import claims as claims_mod
 from oidc import pkce, tokens
@@ -40,6 +40,7 @@ from oidc.models import AuthorizationCode, Client, Token
 from oidc.server import issuer, subject_for
 from servicekonto.accounts.models import User
 from servicekonto.audit import AuditTag, record
+from servicekonto.audit.service import entry, insert_now
 from servicekonto.consent.models import Consent
 from servicekonto.db import db, utcnow
 from servicekonto.settings import current_settings
@@ -62,15 +63,33 @@ def _check_grant_type(client: Client, grant_type: str) -> None:
         raise UnauthorizedClientError(f"The client may not use grant_type={grant_type}.")
 
 
-def _with_user_and_grant(model: Any, where: Any) -> tuple[Any, User | None, list[str]]:
-    """A code or token row with its citizen and the claims they consented to for the row's
-    client: one query instead of three (token endpoint hot path)."""
-    found = db.session.execute(
-        select(model, User, Consent.granted_claims)
-        .outerjoin(User, User.id == model.user_id)
-        .outerjoin(Consent, and_(Consent.user_id == model.user_id,
-                                 Consent.client_pk == model.client_pk))
-        .where(where)).first()
+_LOOKUPS: dict[Any, Any] = {}
+_CODES, _TOKENS = AuthorizationCode.__table__, Token.__table__
+#: Single use of a code, one rotation of a refresh token: conditional UPDATEs (Core, built once;
+#: nothing in the session is synchronised, as before).
+_REDEEM = (update(_CODES)
+           .where(_CODES.c.id == bindparam("code_id"), _CODES.c.used_at.is_(None))
+           .values(used_at=bindparam("now")))
+_ROTATE = (update(_TOKENS)
+           .where(_TOKENS.c.id == bindparam("token_id"), _TOKENS.c.rotated_at.is_(None),
+                  _TOKENS.c.revoked_at.is_(None))
+           .values(rotated_at=bindparam("rotated"), revoked_at=bindparam("revoked")))
+
+
+def _with_user_and_grant(column: Any, digest: str) -> tuple[Any, User | None, list[str]]:
+    """The code or token row whose hash ``column`` equals ``digest``, with its citizen and the
+    claims they consented to for the row's client: one query instead of three (token endpoint
+    hot path). The statement is built once per column."""
+    stmt = _LOOKUPS.get(column)
+    if stmt is None:
+        model = column.class_
+        stmt = _LOOKUPS[column] = (
+            select(model, User, Consent.granted_claims)
+            .outerjoin(User, User.id == model.user_id)
+            .outerjoin(Consent, and_(Consent.user_id == model.user_id,
+                                     Consent.client_pk == model.client_pk))
+            .where(column == bindparam("digest")))
+    found = db.session.execute(stmt, {"digest": digest}).first()
     if found is None:
         return None, None, []
     return found[0], found[1], list(found[2] or [])
@@ -133,10 +152,10 @@ def _token_body(access: str, refresh: str | None, scope: str, expires_in: int,
     return body
 
 
-def _audit_release(client: Client, user_id: int, names: list[str], via: str) -> None:
-    record(db.session, AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
-           subject_user_id=user_id, client_id=client.client_id,
-           details={"via": via, "claims": ["sub", *names]})
+def _release_entry(client: Client, user_id: int, names: list[str], via: str) -> dict[str, Any]:
+    return entry(AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
+                 subject_user_id=user_id, client_id=client.client_id,
+                 details={"via": via, "claims": ["sub", *names]})
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -148,8 +167,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         code = self.request.form.get("code")
         if not code:
             raise InvalidRequestError("Missing 'code' in request.")
-        row, user, granted = _with_user_and_grant(
-            AuthorizationCode, AuthorizationCode.code_hash == tokens.hash_token(code))
+        row, user, granted = _with_user_and_grant(AuthorizationCode.code_hash,
+                                                  tokens.hash_token(code))
         if row is None or row.client_pk != client.id:
             raise InvalidGrantError("Invalid code.")
         if row.used_at is not None:
@@ -180,10 +199,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         client: Client = self.request.client
         row: AuthorizationCode = self.request.authorization_code
         signing = signing_key_for(client)
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=utcnow()).execution_options(synchronize_session=False))
+        claimed = db.session.execute(_REDEEM, {"code_id": row.id, "now": utcnow()})
         if claimed.rowcount != 1:  # a parallel request redeemed it first
             db.session.rollback()
             self._replayed(client, row)
@@ -203,11 +219,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                                  acr=row.acr, amr=row.amr, sid=row.sid, nonce=row.nonce,
                                  claims_request=row.claims_request, granted=granted,
                                  signing=signing)
-        record(db.session, AuditTag.OIDC_TOKEN_ISSUED, actor=f"client:{client.client_id}",
-               subject_user_id=user.id, client_id=client.client_id,
-               details={"grant_type": self.GRANT_TYPE, "scope": scopes,
-                        "refresh": with_refresh, "family": token.family_id})
-        _audit_release(client, user.id, names, "id_token")
+        insert_now(db.session, entry(
+            AuditTag.OIDC_TOKEN_ISSUED, actor=f"client:{client.client_id}",
+            subject_user_id=user.id, client_id=client.client_id,
+            details={"grant_type": self.GRANT_TYPE, "scope": scopes, "refresh": with_refresh,
+                     "family": token.family_id}),
+            _release_entry(client, user.id, names, "id_token"))
         db.session.commit()
         body = _token_body(access, refresh, row.scope,
                            settings["access_token_lifetime_seconds"], id_tok)
@@ -223,8 +240,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         value = self.request.form.get("refresh_token")
         if not value:
             raise InvalidRequestError("Missing 'refresh_token' in request.")
-        row, user, granted = _with_user_and_grant(
-            Token, Token.refresh_token_hash == tokens.hash_token(value))
+        row, user, granted = _with_user_and_grant(Token.refresh_token_hash,
+                                                  tokens.hash_token(value))
         if row is None or row.client_pk != client.id:
             raise InvalidGrantError("Invalid refresh token.")
         if row.rotated_at is not None:
@@ -256,11 +273,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         scope: str = self.request.refresh_scope
         signing = signing_key_for(client) if "openid" in scope.split() else None
         now = utcnow()
-        rotated = db.session.execute(
-            update(Token)
-            .where(Token.id == old.id, Token.rotated_at.is_(None), Token.revoked_at.is_(None))
-            .values(rotated_at=now, revoked_at=now)
-            .execution_options(synchronize_session=False))
+        rotated = db.session.execute(_ROTATE, {"token_id": old.id, "rotated": now,
+                                                "revoked": now})
         if rotated.rowcount != 1:  # used in parallel: a reuse
             db.session.rollback()
             self._reused(client, old)
@@ -275,16 +289,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             auth_time=old.auth_time, acr=old.acr, amr=old.amr,
             refresh_expires_at=old.refresh_expires_at)
         id_tok = None
+        audit = []
         if signing is not None:
             id_tok, names = id_token(client, user, access_token=access,
                                      auth_time=old.auth_time, acr=old.acr, amr=old.amr,
                                      sid=old.sid, nonce=None,
                                      claims_request=old.claims_request, granted=granted,
                                      signing=signing)
-            _audit_release(client, user.id, names, "id_token")
-        record(db.session, AuditTag.OIDC_TOKEN_REFRESHED, actor=f"client:{client.client_id}",
-               subject_user_id=user.id, client_id=client.client_id,
-               details={"scope": scope.split(), "family": old.family_id})
+            audit.append(_release_entry(client, user.id, names, "id_token"))
+        audit.append(entry(AuditTag.OIDC_TOKEN_REFRESHED, actor=f"client:{client.client_id}",
+                           subject_user_id=user.id, client_id=client.client_id,
+                           details={"scope": scope.split(), "family": old.family_id}))
+        insert_now(db.session, *audit)
         db.session.commit()
         body = _token_body(access, refresh, scope, settings["access_token_lifetime_seconds"],
                            id_tok)
@@ -310,9 +326,10 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         token, access, _ = tokens.issue(
             db.session, client=client, user_id=None, scope=self.request.cc_scope,
             grant_type=self.GRANT_TYPE, with_refresh=False, settings=settings)
-        record(db.session, AuditTag.OIDC_TOKEN_ISSUED, actor=f"client:{client.client_id}",
-               client_id=client.client_id,
-               details={"grant_type": self.GRANT_TYPE, "scope": self.request.cc_scope.split()})
+        insert_now(db.session, entry(
+            AuditTag.OIDC_TOKEN_ISSUED, actor=f"client:{client.client_id}",
+            client_id=client.client_id,
+            details={"grant_type": self.GRANT_TYPE, "scope": self.request.cc_scope.split()}))
         db.session.commit()
         body = _token_body(access, None, self.request.cc_scope,
                            settings["access_token_lifetime_seconds"])

@@ -72,21 +72,24 @@ bp = Blueprint("metrics", __name__)
 
 # -- business counters from committed audit events ------------------------------------------
 
+def _label(tag: str, details: str | None) -> tuple[Counter, str] | None:
+    if tag == "oidc:token:issued":
+        try:
+            grant = json.loads(details or "{}").get("grant_type", "unknown")
+        except ValueError:
+            grant = "unknown"
+        return TOKENS, str(grant)[:40]
+    return _SIMPLE_TAGS.get(tag)
+
+
 def _after_flush(session: Session, _context: Any) -> None:
     from servicekonto.audit.models import AuditEvent
 
     pending = None
     for obj in session.new:
         if isinstance(obj, AuditEvent):
-            if obj.tag == "oidc:token:issued":
-                try:
-                    grant = json.loads(obj.details or "{}").get("grant_type", "unknown")
-                except ValueError:
-                    grant = "unknown"
-                label = (TOKENS, str(grant)[:40])
-            elif obj.tag in _SIMPLE_TAGS:
-                label = _SIMPLE_TAGS[obj.tag]
-            else:
+            label = _label(obj.tag, obj.details)
+            if label is None:
                 continue
             if pending is None:
                 pending = session.info.setdefault(_PENDING, [])
@@ -94,12 +97,22 @@ def _after_flush(session: Session, _context: Any) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    from servicekonto.audit.service import INSERTED_KEY
+
     for counter, value in session.info.pop(_PENDING, ()):
         counter.labels(value).inc()
+    # Events written with audit.insert_now (hot paths) bypass the flush.
+    for tag, details in session.info.pop(INSERTED_KEY, ()):
+        label = _label(tag, details)
+        if label is not None:
+            label[0].labels(label[1]).inc()
 
 
 def _after_rollback(session: Session) -> None:
+    from servicekonto.audit.service import INSERTED_KEY
+
     session.info.pop(_PENDING, None)
+    session.info.pop(INSERTED_KEY, None)
 
 
 _LISTENING = False

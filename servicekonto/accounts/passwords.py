@@ -7,6 +7,8 @@ and not the account's own e-mail address or name.
 
 from __future__ import annotations
 
+import os
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,13 +37,24 @@ def hasher() -> PasswordHasher:
     return ext["servicekonto.hasher"]
 
 
+#: Argon2id is memory-hard (19 MiB per verify at OWASP's minimum) and argon2-cffi releases the
+#: GIL while hashing: concurrent hashes on one core evict each other's memory from the CPU
+#: caches and every one gets slower (docs/performance.md). So at most one hash per core this
+#: process may run on at a time; further logins wait their turn instead of thrashing.
+_SLOTS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0))
+                                        if hasattr(os, "sched_getaffinity")
+                                        else os.cpu_count() or 1))
+
+
 def hash_password(password: str) -> str:
-    return hasher().hash(password)
+    with _SLOTS:
+        return hasher().hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return hasher().verify(password_hash, password)
+        with _SLOTS:
+            return hasher().verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

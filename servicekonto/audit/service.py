@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from servicekonto.audit.models import AuditChainHead, AuditEvent
 from servicekonto.audit.tags import AuditTag
+from servicekonto.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +76,51 @@ def record(
     ``actor`` says who acted: ``citizen:<id>``, ``anonymous``, ``cli``, ``client:<client_id>``,
     ``system``. ``details`` is JSON without secrets or personal values (names of claims, ids).
     """
-    details = dict(details or {})
-    _check_details(details)
-    event = AuditEvent(
-        tag=str(AuditTag(tag)),
-        actor=actor,
-        subject_user_id=subject_user_id,
-        client_id=client_id,
-        ip=_client_ip(),
-        user_agent_hash=_user_agent_hash(),
-        details=json.dumps(details, sort_keys=True, separators=(",", ":"), default=str),
-    )
+    event = AuditEvent(**entry(tag, actor=actor, subject_user_id=subject_user_id,
+                               client_id=client_id, details=details))
     session.add(event)
     session.info[PENDING_FLAG] = True
     return event
+
+
+def entry(
+    tag: AuditTag,
+    *,
+    actor: str,
+    subject_user_id: int | None = None,
+    client_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of one audit event (checked like ``record``), for ``insert_now``."""
+    details = dict(details or {})
+    _check_details(details)
+    return {
+        "tag": str(AuditTag(tag)),
+        "actor": actor,
+        "subject_user_id": subject_user_id,
+        "client_id": client_id,
+        "ip": _client_ip(),
+        "user_agent_hash": _user_agent_hash(),
+        "details": json.dumps(details, sort_keys=True, separators=(",", ":"), default=str),
+    }
+
+
+#: ``session.info`` key: (tag, details) of events written by ``insert_now`` in the current
+#: transaction (the metrics counters read it after the commit, like the ORM-added ones).
+INSERTED_KEY = "servicekonto.audit_inserted"
+_INSERT = insert(AuditEvent.__table__)
+
+
+def insert_now(session: Session, *entries: dict[str, Any]) -> None:
+    """Write ``entries`` (from ``entry()``) in the session's transaction at once: one INSERT
+    (several rows: one executemany), no ORM unit of work. The hot paths' variant of ``record``:
+    the same rows, the same transaction, the same sealing; only cheaper (docs/performance.md).
+    """
+    now = utcnow()
+    rows = [{**e, "occurred_at": now} for e in entries]
+    session.execute(_INSERT, rows if len(rows) > 1 else rows[0])
+    session.info[PENDING_FLAG] = True
+    session.info.setdefault(INSERTED_KEY, []).extend((r["tag"], r["details"]) for r in rows)
 
 
 def canonical(event: AuditEvent, seq: int) -> bytes:
@@ -125,8 +157,6 @@ def _lock_head(session: Session) -> AuditChainHead | None:
 
 def seal(engine: Engine, batch_size: int = 1000, max_batches: int | None = None) -> int:
     """Seal unsealed events in id order; return how many were sealed (0 if another sealer runs)."""
-    from servicekonto.db import utcnow
-
     total = 0
     batches = 0
     while max_batches is None or batches < max_batches:

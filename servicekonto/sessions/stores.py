@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from servicekonto.db import utcnow
@@ -62,6 +62,30 @@ class SessionStore(Protocol):
     def purge_expired(self) -> int: ...
 
 
+_LOAD = select(WebSession.__table__).where(WebSession.key == bindparam("key"))
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE for PostgreSQL and SQLite, else None (merge)."""
+    if dialect not in _UPSERTS:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        else:
+            _UPSERTS[dialect] = None
+            return None
+        table = WebSession.__table__
+        stmt = insert(table)
+        _UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={c.key: stmt.excluded[c.key] for c in table.columns if c.key != "key"})
+    return _UPSERTS[dialect]
+
+
 class DatabaseSessionStore:
     """Sessions in the ``web_sessions`` table, each operation in its own short transaction."""
 
@@ -80,17 +104,23 @@ class DatabaseSessionStore:
         )
 
     def load(self, key: str) -> SessionRecord | None:
-        with Session(self._reader) as session:
-            row = session.get(WebSession, key)
-            return self._to_record(row) if row else None
+        # A Core row, not an ORM entity: this runs on every request with a session cookie.
+        with self._reader.connect() as conn:
+            row = conn.execute(_LOAD, {"key": key}).first()
+        return self._to_record(row) if row else None  # type: ignore[arg-type]
 
     def save(self, record: SessionRecord) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.merge(WebSession(
-                key=record.key, user_id=record.user_id, data=json.dumps(record.data),
-                created_at=record.created_at, last_seen_at=record.last_seen_at,
-                expires_at=record.expires_at, idle_seconds=record.idle_seconds,
-            ))
+        values = dict(key=record.key, user_id=record.user_id, data=json.dumps(record.data),
+                      created_at=record.created_at, last_seen_at=record.last_seen_at,
+                      expires_at=record.expires_at, idle_seconds=record.idle_seconds)
+        upsert = _upsert(self.engine.dialect.name)
+        if upsert is None:
+            with Session(self.engine) as session, session.begin():
+                session.merge(WebSession(**values))
+            return
+        # One statement instead of merge()'s SELECT and INSERT/UPDATE (every login saves).
+        with self.engine.begin() as conn:
+            conn.execute(upsert, values)
 
     def touch(self, record: SessionRecord) -> None:
         with Session(self.engine) as session, session.begin():
