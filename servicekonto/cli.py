@@ -330,7 +330,7 @@ def serve(host: str, port: int) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     issuer = current_app.config["SERVICEKONTO"]["issuer"]
     # Open the issuer's address (localhost, not the bound IP): cookies and passkeys are tied to it.
-    click.echo(f"Servicekonto on {issuer}/  (listening on {host}:{port}; Ctrl+C stops)")
+    click.echo(f"Servicekonto on {issuer}/  (listening on http://{host}:{port}/; Ctrl+C stops)")
     run_simple(host, port, app, use_reloader=False, threaded=True)
 
 
