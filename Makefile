@@ -7,7 +7,7 @@ CONFIG ?= config/development.toml
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres lint translations clean soak bench
+.PHONY: setup run test test-sqlite test-postgres lint translations clean soak bench screenshots browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 translations: $(STAMP)
 	$(BIN)/python -m servicekonto.translations_build
 
-setup: $(STAMP) translations
+# axe-core for tests/browser (pinned by its package-lock.json): "npm ci" only when missing or the
+# lockfile changed. Without npm the browser tests skip with a reason (CI=true: set-up fails).
+BROWSER_DIR   := tests/browser
+BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.installed
+
+$(BROWSER_STAMP): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "npm is missing: tests/browser needs axe-core (CI requires it)." >&2; exit 1; \
+	else \
+	  echo "npm not found: skipping axe-core, the browser tests will be skipped."; \
+	fi
+
+browser-deps: $(BROWSER_STAMP)
+
+setup: $(STAMP) translations browser-deps
 
 run: setup
 	SERVICEKONTO_CONFIG=$(CONFIG) $(BIN)/servicekonto db upgrade
@@ -52,6 +68,10 @@ SOAK_RATE ?= 20
 soak: setup
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --postgres "$(PG_URL)" \
 	  --out bench/results/soak-$$(date -u +%F).md
+
+# Re-take the screenshots in docs/screenshots/ (the browser tests marked "screenshots").
+screenshots: setup
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser -m screenshots -q $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# System packages the test suite needs beyond Python (nginx for tests/scaleout/).
+# System packages the test suite needs beyond Python: nginx for tests/scaleout/, the Debian
+# chromium (driven by Playwright at /usr/bin/chromium) and npm (axe-core) for tests/browser/.
 # Idempotent and quick: installs only what is missing; runs "apt-get update" only when an
 # install is needed (and retries once after an update if the package lists are stale).
 set -euo pipefail
 
-# command-to-check  debian-package(s), first available wins
+# command-or-absolute-path-to-check:debian-package(s), first available wins
 want=(
   "nginx:nginx-light nginx"
+  "/usr/bin/chromium:chromium"
+  "npm:npm"
 )
 
 missing=()
 for entry in "${want[@]}"; do
   cmd="${entry%%:*}"
   pkgs="${entry#*:}"
-  if command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ]; then
+  if [ "${cmd#/}" != "$cmd" ]; then
+    [ -x "$cmd" ] && continue
+  elif command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ]; then
     continue
   fi
   missing+=("$pkgs")
