@@ -193,3 +193,9 @@ def passkey_second_factor(page: Page) -> None:
     """On the second-factor page: "Sign in with passkey" (the virtual authenticator answers)."""
     with page.expect_navigation():
         page.locator("form[data-passkey=login] button[type=submit]").click()
+
+
+def passkey_id(page: Page) -> str:
+    """The id of the first passkey listed on the security page (from its "rename" link)."""
+    href = page.locator("main a[href*='/account/passkeys/'][href$='/rename']").first
+    return href.get_attribute("href").split("/account/passkeys/", 1)[1].split("/", 1)[0]
