@@ -73,7 +73,7 @@ def portal_sign_in(page: Page, portal_url: str) -> None:
     """At a demo portal's start page: "Mit Servicekonto anmelden"."""
     page.goto(portal_url + "/")
     with page.expect_navigation():
-        page.get_by_role("link", name="Mit Servicekonto anmelden").click()
+        page.get_by_role("link", name="Mit Servicekonto anmelden", exact=True).click()
 
 
 def portal_claim(page: Page, name: str) -> str:

@@ -43,7 +43,7 @@ def expect_portal_signed_out(page: Page, portal_url: str) -> None:
     """Reloading the portal's start page shows the sign-in button again (server-side session
     ended by the back-channel logout)."""
     page.goto(portal_url + "/")
-    expect(page.get_by_role("link", name="Mit Servicekonto anmelden")).to_be_visible()
+    expect(page.get_by_role("link", name="Mit Servicekonto anmelden", exact=True)).to_be_visible()
     expect(page.get_by_text("Sie sind angemeldet")).to_have_count(0)
 
 
