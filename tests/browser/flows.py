@@ -135,6 +135,12 @@ def totp_code(secret: str, steps_ahead: int = 0) -> str:
     return pyotp.TOTP(secret).at(time.time() + steps_ahead * 30)
 
 
+def wrong_totp_code(secret: str) -> str:
+    """Six digits the app does not show now, nor one step before or after (all accepted)."""
+    valid = {totp_code(secret, steps) for steps in (-1, 0, 1)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in valid)
+
+
 def enrol_totp(page: Page, base: str) -> tuple[str, list[str]]:
     """In the console: "Set up authenticator app", read the manual key from the page (as a
     person types it into the app), confirm with the app's code. Returns the key and the

@@ -143,8 +143,9 @@ OPERATOR = [
 # (a separate block; test_accessibility.test_second_factor_pages walks the three lists in order)
 
 def wrong_code(page: Page) -> None:
-    """A code no app shows (the error summary and the field's message appear)."""
-    submit(page, {"code": "000000"})
+    """A code the app does not show (the error summary and the field's message appear)."""
+    key = "".join(page.locator("#manual-key").inner_text().split())
+    submit(page, {"code": flows.wrong_totp_code(key)})
     expect(page.locator(".error-summary")).to_have_count(1)
 
 

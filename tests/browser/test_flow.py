@@ -28,6 +28,7 @@ from tests.browser.flows import (
     submit,
     totp_code,
     virtual_authenticator,
+    wrong_totp_code,
 )
 from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
 
@@ -164,9 +165,11 @@ def test_totp_and_passkey_step_up_at_the_portal(app, live_server, portals, citiz
     expect_heading(page, "Authenticator-App einrichten")
     expect(page.get_by_role("img", name="QR-Code für Ihre Authenticator-App")).to_be_visible()
     screenshot(page, "console-totp-setup")
-    submit(page, {"code": "000000"})
+    shown_key = "".join(page.locator("#manual-key").inner_text().split())
+    submit(page, {"code": wrong_totp_code(shown_key)})
     expect(page.locator(".error-summary")).to_contain_text("Der Code ist falsch")
     secret, recovery = enrol_totp(page, base)
+    assert secret == shown_key  # the same key until a code confirms it
     expect_heading(page, "Ihre Wiederherstellungscodes")
     assert len(recovery) == 10 and len(set(recovery)) == 10
     assert all(re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", c) for c in recovery)
@@ -180,7 +183,7 @@ def test_totp_and_passkey_step_up_at_the_portal(app, live_server, portals, citiz
     substantial_sign_in(page, wohn.url)
     assert page.url.startswith(base + "/login/second-factor")
     expect_heading(page, "Bestätigen Sie, dass Sie es sind")
-    second_factor(page, "code", "123456" if totp_code(secret) != "123456" else "654321")
+    second_factor(page, "code", wrong_totp_code(secret))
     expect(page.locator(".error-summary")).to_contain_text("Der Code ist falsch")
     second_factor(page, "code", totp_code(secret, steps_ahead=1))  # the enrolment used "now"
     expect_heading(page, "Daten an Wohngeld Hessen übermitteln?")
@@ -212,7 +215,7 @@ def test_totp_and_passkey_step_up_at_the_portal(app, live_server, portals, citiz
     assert portal_claim(page, "acr") == SUBSTANTIAL
     assert "hwk" in portal_amr(page) and "otp" not in portal_amr(page)
 
-    # 6. a recovery code, once, instead of the factor (the ninth one stays unused)
+    # 6. a recovery code instead of the factor: it works once, nine are left
     page.goto(base + "/logout")
     confirm(page)
     page.goto(base + "/login")
