@@ -7,6 +7,8 @@ asserted through headings and texts. Every step waits for the page it leads to.
 
 from __future__ import annotations
 
+import time
+
 import pyotp
 from playwright.sync_api import Page, expect
 
@@ -120,3 +122,86 @@ def current_session_id(page: Page, base: str) -> str:
     row = page.locator("tr", has=page.locator("td strong"))
     href = row.locator("a[href*='/account/sessions/']").get_attribute("href")
     return href.split("/account/sessions/", 1)[1].split("/", 1)[0]
+
+
+# -- second factors: authenticator app (TOTP), recovery codes, passkeys ----------------------
+# (a separate block: tests/browser/test_flow.py, test_passkeys.py and the MFA pages of
+# test_accessibility.py use these steps)
+
+def totp_code(secret: str, steps_ahead: int = 0) -> str:
+    """The code an authenticator app shows ``steps_ahead`` 30-second steps from now. A code is
+    accepted once (replay refused) and one step of clock drift is allowed, so a second code in
+    the same step is the next step's."""
+    return pyotp.TOTP(secret).at(time.time() + steps_ahead * 30)
+
+
+def wrong_totp_code(secret: str) -> str:
+    """Six digits the app does not show now, nor one step before or after (all accepted)."""
+    valid = {totp_code(secret, steps) for steps in (-1, 0, 1)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in valid)
+
+
+def enrol_totp(page: Page, base: str) -> tuple[str, list[str]]:
+    """In the console: "Set up authenticator app", read the manual key from the page (as a
+    person types it into the app), confirm with the app's code. Returns the key and the
+    recovery codes the next page shows (once)."""
+    page.goto(base + "/account/security/totp")
+    key = "".join(page.locator("#manual-key").inner_text().split())
+    submit(page, {"code": totp_code(key)})
+    codes = [c.strip() for c in page.locator(".recovery-codes code").all_inner_texts()]
+    return key, codes
+
+
+def second_factor(page: Page, field: str, value: str) -> None:
+    """On the second-factor page: fill the form holding ``field`` (``code`` for the app,
+    ``recovery_code``) and press its button; the page holds one form per factor."""
+    form = page.locator("main form[method=post]", has=page.locator(f"[name={field}]"))
+    form.locator(f"[name={field}]").fill(value)
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+
+
+def virtual_authenticator(page: Page) -> str:
+    """Chromium's virtual authenticator through the DevTools protocol (CTAP2, built in, resident
+    keys, user verified, presence confirmed automatically): the page's own passkeys.js then
+    creates and uses passkeys as with a real device. Only for the provider's ``localhost``
+    origin (WebAuthn refuses IP addresses). Lives as long as the page's CDP session, which is
+    kept on the page object. Returns the authenticator id (``WebAuthn.getCredentials``)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    found = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})
+    page._virtual_authenticator_cdp = cdp  # noqa: SLF001 - keeps the authenticator alive
+    return found["authenticatorId"]
+
+
+def start_adding_passkey(page: Page, base: str, name: str, password: str) -> None:
+    """Console: "Add a passkey", its name and the current password; leads to the create page."""
+    page.goto(base + "/account/passkeys/new")
+    submit(page, {"name": name, "current_password": password})
+
+
+def create_passkey(page: Page) -> None:
+    """On the create page: press the button; passkeys.js asks the (virtual) authenticator and
+    submits the answer, the security page confirms."""
+    with page.expect_navigation():
+        page.locator("form[data-passkey=register] button[type=submit]").click()
+
+
+def add_passkey(page: Page, base: str, name: str, password: str) -> None:
+    start_adding_passkey(page, base, name, password)
+    create_passkey(page)
+
+
+def passkey_second_factor(page: Page) -> None:
+    """On the second-factor page: "Sign in with passkey" (the virtual authenticator answers)."""
+    with page.expect_navigation():
+        page.locator("form[data-passkey=login] button[type=submit]").click()
+
+
+def passkey_id(page: Page) -> str:
+    """The id of the first passkey listed on the security page (from its "rename" link)."""
+    href = page.locator("main a[href*='/account/passkeys/'][href$='/rename']").first
+    return href.get_attribute("href").split("/account/passkeys/", 1)[1].split("/", 1)[0]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from playwright.sync_api import Page, expect
 
+from tests.browser import flows  # the second-factor block at the end
 from tests.browser.flows import fill_registration as register_form
 from tests.browser.flows import log_in, submit
 from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
@@ -135,4 +136,95 @@ OPERATOR = [
     Visit("/admin/initial-tokens"),
     Visit("/operators/logout"),
     Visit("/operators/logout", action=submit_empty),  # signed out: keep it last
+]
+
+
+# -- second factors (authenticator app, recovery codes, passkeys) ------------------------------
+# (a separate block; test_accessibility.test_second_factor_pages walks the three lists in order)
+
+def wrong_code(page: Page) -> None:
+    """A code the app does not show (the error summary and the field's message appear)."""
+    key = "".join(page.locator("#manual-key").inner_text().split())
+    submit(page, {"code": flows.wrong_totp_code(key)})
+    expect(page.locator(".error-summary")).to_have_count(1)
+
+
+def wrong_second_factor_code(page: Page) -> None:
+    flows.second_factor(page, "code", "000000")
+    expect(page.locator(".error-summary")).to_have_count(1)
+
+
+def wrong_recovery_code(page: Page) -> None:
+    flows.second_factor(page, "recovery_code", "AAAA-BBBB-CCCC-DDDD")
+    expect(page.locator(".error-summary")).to_have_count(1)
+
+
+def name_passkey(page: Page) -> None:
+    """Name and password given: the create page (the button that calls the authenticator)."""
+    submit(page, {"name": "Tablet", "current_password": CITIZEN_PASSWORD})
+    expect(page.locator("form[data-passkey=register]")).to_have_count(1)
+
+
+def clear_name(page: Page) -> None:
+    submit(page, {"name": ""})
+    expect(page.locator(".error-summary")).to_have_count(1)
+
+
+def start_step_up(page: Page) -> None:
+    """"Confirm with second factor now" on the security page: the second-factor page."""
+    with page.expect_navigation():
+        page.locator("form[action$='/account/security/confirm'] button").click()
+    expect(page.locator("form[data-passkey=login]")).to_have_count(1)
+
+
+def make_new_recovery_codes(page: Page) -> None:
+    submit(page, {"current_password": CITIZEN_PASSWORD})
+    expect(page.locator(".recovery-codes code")).to_have_count(10)
+
+
+def log_in_to_second_factor(page: Page) -> None:
+    log_in(page, CITIZEN_EMAIL, CITIZEN_PASSWORD)
+    expect(page.locator("main form[method=post] [name=code]")).to_have_count(1)
+
+
+def use_passkey(page: Page) -> None:
+    flows.passkey_second_factor(page)
+    expect(page.locator(".error-summary")).to_have_count(0)
+
+
+#: A signed-in citizen without a second factor.
+MFA_NONE = [
+    Visit("/account/security"),                      # "no second factor yet"
+    Visit("/account/security/totp"),                 # QR code and manual key
+    Visit("/account/security/totp", action=wrong_code),
+    Visit("/account/passkeys/new"),                  # name + password
+    Visit("/account/passkeys/new", action=submit_empty),
+    Visit("/account/passkeys/new", action=name_passkey),  # the create page
+]
+
+#: The authenticator app set up (the last and only factor; this session did not prove it).
+MFA_TOTP = [
+    Visit("/account/security"),
+    Visit("/account/security/totp/remove"),          # last factor: confirm it first (step-up)
+]
+
+#: App and passkey ``{passkey_id}``; the list signs out and in again with the passkey.
+MFA_FACTORS = [
+    Visit("/account/security"),                      # both factors, session at "basic"
+    Visit("/account/security/recovery-codes"),
+    Visit("/account/security/recovery-codes", action=submit_empty),
+    Visit("/account/security/recovery-codes", action=make_new_recovery_codes),
+    Visit("/account/security/totp/remove"),          # not the last one: the password
+    Visit("/account/security/totp/remove", action=submit_empty),
+    Visit("/account/passkeys/{passkey_id}/rename"),
+    Visit("/account/passkeys/{passkey_id}/rename", action=clear_name),
+    Visit("/account/passkeys/{passkey_id}/remove"),
+    Visit("/account/passkeys/{passkey_id}/remove", action=submit_empty),
+    Visit("/account/security", action=start_step_up),  # "confirm it is you"
+    Visit("/login/second-factor", action=wrong_second_factor_code),
+    Visit("/logout", action=submit_empty),
+    Visit("/login", action=log_in_to_second_factor),   # second step of the sign-in
+    Visit("/login/second-factor", action=wrong_recovery_code),
+    Visit("/login/second-factor", action=use_passkey),  # signed in at "substantial"
+    Visit("/account/security"),                      # this session proved a factor
 ]

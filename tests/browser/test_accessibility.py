@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.accounts.conftest import make_user
+from tests.browser import flows, pages  # the second-factor test at the end
 from tests.browser.conftest import (
     assert_accessible,
     axe_violations,
@@ -145,6 +146,26 @@ def test_operator_and_administrator_pages(app, live_server, page_in: Page, langu
     page.goto(base + "/admin/requests")
     expect(page.locator("main textarea[name=note]")).to_have_count(1)  # the decision form
     found.extend(check_pages(page, base, OPERATOR, values, language))
+    assert_no_problems(found)
+
+
+# -- second factors -----------------------------------------------------------------------------
+
+def test_second_factor_pages(app, live_server, citizen, page_in: Page, language: str):
+    """The security page without, with one and with two factors; authenticator-app set-up (QR
+    code, manual key, wrong code), recovery codes, removal, passkey add/create/rename/remove,
+    and the second-factor page (step-up and sign-in, with errors) with its three forms."""
+    base, page = live_server.url, page_in
+    page.goto(base + "/login")
+    log_in(page, citizen, CITIZEN_PASSWORD)
+    found = check_pages(page, base, pages.MFA_NONE, {}, language)
+    flows.enrol_totp(page, base)
+    found.extend(problems_of(page, language))  # the ten recovery codes, shown once
+    found.extend(check_pages(page, base, pages.MFA_TOTP, {}, language))
+    flows.virtual_authenticator(page)
+    flows.add_passkey(page, base, "Laptop", CITIZEN_PASSWORD)
+    values = {"passkey_id": flows.passkey_id(page)}
+    found.extend(check_pages(page, base, pages.MFA_FACTORS, values, language))
     assert_no_problems(found)
 
 

@@ -1,5 +1,8 @@
 """A citizen's whole journey in a real browser: register, confirm the e-mail, sign in at one demo
-portal, single sign-on at the other, withdraw a consent, sign out everywhere."""
+portal, single sign-on at the other, withdraw a consent, sign out everywhere; and (second test)
+the second factors: authenticator app set up in the console, step-up to "substantial" at the
+Wohngeld portal with a TOTP code, a passkey added and used for the next sign-in, a recovery
+code."""
 
 from __future__ import annotations
 
@@ -10,15 +13,24 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import assert_accessible, screenshot
 from tests.browser.flows import (
+    add_passkey,
     confirm,
     consent,
+    enrol_totp,
     expect_heading,
     log_in,
     open_mail_link,
+    passkey_second_factor,
     portal_claim,
     portal_sign_in,
     register,
+    second_factor,
+    submit,
+    totp_code,
+    virtual_authenticator,
+    wrong_totp_code,
 )
+from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
 
 EMAIL = "erika.mustermann@example.de"
 PASSWORD = "Heidestrasse-17-Musterstadt"
@@ -116,3 +128,99 @@ def test_registration_sso_withdrawal_and_sign_out_everywhere(app, live_server, p
     # and the provider asks for the password again
     page.goto(base + "/account")
     assert re.match(re.escape(base) + r"/login", page.url)
+
+
+# -- second factors: the journey goes on with TOTP and passkey step-up ---------------------------
+# (a separate test that starts from a signed-in citizen, so each part fails on its own)
+
+SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
+
+
+def substantial_sign_in(page: Page, portal_url: str) -> None:
+    """At Wohngeld: "Mit Servicekonto anmelden (Vertrauensniveau „substanziell“)"."""
+    page.goto(portal_url + "/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Mit Servicekonto anmelden (Vertrauensniveau "
+                                       "„substanziell“)").click()
+
+
+def portal_amr(page: Page) -> list[str]:
+    return [m.strip() for m in portal_claim(page, "amr").strip("[]").replace("'", "").split(",")]
+
+
+@pytest.mark.screenshots
+def test_totp_and_passkey_step_up_at_the_portal(app, live_server, portals, citizen, page: Page):
+    base, wohn = live_server.url, portals["wohngeld"]
+    page.goto(base + "/login")
+    log_in(page, citizen, CITIZEN_PASSWORD)
+    assert page.url == base + "/account"
+
+    # 1. the console's security page: no second factor yet
+    page.goto(base + "/account/security")
+    expect_heading(page, "Anmeldesicherheit")
+    expect(page.locator("main")).to_contain_text("noch keinen zweiten Faktor eingerichtet")
+
+    # 2. set up the authenticator app: QR code and manual key; a wrong code first
+    page.get_by_role("link", name="Authenticator-App einrichten").click()
+    expect_heading(page, "Authenticator-App einrichten")
+    expect(page.get_by_role("img", name="QR-Code für Ihre Authenticator-App")).to_be_visible()
+    screenshot(page, "console-totp-setup")
+    shown_key = "".join(page.locator("#manual-key").inner_text().split())
+    submit(page, {"code": wrong_totp_code(shown_key)})
+    expect(page.locator(".error-summary")).to_contain_text("Der Code ist falsch")
+    secret, recovery = enrol_totp(page, base)
+    assert secret == shown_key  # the same key until a code confirms it
+    expect_heading(page, "Ihre Wiederherstellungscodes")
+    assert len(recovery) == 10 and len(set(recovery)) == 10
+    assert all(re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", c) for c in recovery)
+    page.get_by_role("link", name="Ich habe die Codes gesichert").click()
+    expect_heading(page, "Anmeldesicherheit")
+    expect(page.get_by_role("link", name="Authenticator-App entfernen")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Sie haben 10 ungenutzte Wiederherstellungscodes")
+    screenshot(page, "console-security")
+
+    # 3. Wohngeld asks for "substantial": the signed-in citizen only adds the code (step-up)
+    substantial_sign_in(page, wohn.url)
+    assert page.url.startswith(base + "/login/second-factor")
+    expect_heading(page, "Bestätigen Sie, dass Sie es sind")
+    second_factor(page, "code", wrong_totp_code(secret))
+    expect(page.locator(".error-summary")).to_contain_text("Der Code ist falsch")
+    second_factor(page, "code", totp_code(secret, steps_ahead=1))  # the enrolment used "now"
+    expect_heading(page, "Daten an Wohngeld Hessen übermitteln?")
+    consent(page)
+    assert page.url == wohn.url + "/meine-daten"
+    assert portal_claim(page, "acr") == SUBSTANTIAL
+    assert "otp" in portal_amr(page) and "pwd" in portal_amr(page)
+    expect(page.locator("#level strong")).to_have_text("substanziell (Passwort und zweiter Faktor)")
+    assert_accessible(page)
+    screenshot(page, "portal-substantial")
+
+    # 4. a passkey (the virtual authenticator) joins the app: no new recovery codes
+    virtual_authenticator(page)
+    add_passkey(page, base, "Laptop", CITIZEN_PASSWORD)
+    expect_heading(page, "Anmeldesicherheit")
+    expect(page.get_by_text("Ihr Passkey „Laptop“ wurde hinzugefügt.")).to_be_visible()
+    expect(page.locator("main table")).to_contain_text("Laptop")
+
+    # 5. signed out, a new substantial sign-in at Wohngeld: password, then the passkey
+    page.goto(base + "/logout")
+    confirm(page)
+    substantial_sign_in(page, wohn.url)
+    log_in(page, citizen, CITIZEN_PASSWORD)
+    expect_heading(page, "Zweiter Schritt Ihrer Anmeldung")
+    expect(page.locator("main h2")).to_contain_text(["Authenticator-App", "Passkey"])
+    screenshot(page, "second-factor")
+    passkey_second_factor(page)
+    assert page.url == wohn.url + "/meine-daten"  # consent given before: no question
+    assert portal_claim(page, "acr") == SUBSTANTIAL
+    assert "hwk" in portal_amr(page) and "otp" not in portal_amr(page)
+
+    # 6. a recovery code instead of the factor: it works once, nine are left
+    page.goto(base + "/logout")
+    confirm(page)
+    page.goto(base + "/login")
+    log_in(page, citizen, CITIZEN_PASSWORD)
+    second_factor(page, "recovery_code", recovery[0])
+    assert page.url == base + "/account"
+    page.goto(base + "/account/security")
+    expect(page.locator("main")).to_contain_text("Sie haben 9 ungenutzte Wiederherstellungscodes")

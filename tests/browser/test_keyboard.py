@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import flows  # the passkey test at the end
 from tests.browser.conftest import VIEWPORT, new_context
 from tests.browser.flows import expect_heading, portal_claim, portal_sign_in, submit
 from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
@@ -100,3 +101,44 @@ def test_sign_in_at_a_portal_by_keyboard_without_javascript(live_server, portals
         assert portal_claim(page, "family_name") == "Mustermann"
     finally:
         context.close()
+
+
+# -- second factors: the passkey buttons by keyboard ---------------------------------------------
+
+def tab_to(page: Page, text: str, limit: int = 40) -> list[dict]:
+    """Press Tab until the element showing ``text`` has the focus; every stop on the way (and
+    that one) must show its focus. Returns the stops."""
+    stops = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        assert now["outline"] != "none" and now["width"] >= 2, now
+        stops.append(now)
+        if now["text"] == text:
+            return stops
+    raise AssertionError(f"{text!r} not reached by Tab: {[s['text'] for s in stops]}")
+
+
+def test_passkey_created_and_used_by_keyboard(live_server, citizen, page: Page):
+    """The create button and the second-factor page's passkey button are ordinary buttons:
+    reached with Tab (visible focus), pressed with Enter; the authenticator does the rest."""
+    base = live_server.url
+    flows.virtual_authenticator(page)
+    page.goto(base + "/login")
+    flows.log_in(page, citizen, CITIZEN_PASSWORD)
+    flows.start_adding_passkey(page, base, "Laptop", CITIZEN_PASSWORD)
+    expect_heading(page, "Passkey erstellen")
+    tab_to(page, "Passkey jetzt erstellen")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect_heading(page, "Ihre Wiederherstellungscodes")
+
+    page.goto(base + "/logout")
+    submit(page, {})
+    page.goto(base + "/login")
+    flows.log_in(page, citizen, CITIZEN_PASSWORD)
+    expect_heading(page, "Zweiter Schritt Ihrer Anmeldung")
+    tab_to(page, "Mit Passkey anmelden")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url == base + "/account"

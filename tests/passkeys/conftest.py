@@ -1,5 +1,6 @@
 """Passkey tests: citizens logged in through the real forms, a software authenticator that
-answers the server's real options, and (for the browser test) headless Chromium."""
+answers the server's real options. (The browser test is tests/browser/test_passkeys.py, on the
+browser suite's fixtures.)"""
 
 from __future__ import annotations
 
@@ -88,61 +89,3 @@ def stored(app: Flask, user_id: int) -> list[Passkey]:
                                        .order_by(Passkey.id)))
         db.session.expunge_all()
         return rows
-
-
-# -- the browser test (headless Chromium; unified with tests/browser at merge time) -----------
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture
-def localhost_server(app: Flask):  # noqa: ANN201
-    """The app over real HTTP as ``http://localhost:<port>``: WebAuthn refuses IP addresses as
-    RP ID, so the issuer (and with it RP ID and origin) must be a host name."""
-    from tests.support.live_server import LiveServer
-
-    server = LiveServer(app)
-    server.url = f"http://localhost:{server.port}"
-    app.config["SERVICEKONTO"]["issuer"] = server.url
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def chromium_page():  # noqa: ANN201
-    """A page in headless Chromium (Debian's /usr/bin/chromium; never a downloaded browser)."""
-    import os
-    from pathlib import Path
-
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "Playwright is not installed (pip install -e '.[test]')"
-    if reason is None and not Path(CHROMIUM).exists():
-        reason = f"Chromium is missing at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser test cannot run: {reason}")
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        context = browser.new_context(locale="de-DE")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
-
-
-def virtual_authenticator(page) -> str:  # noqa: ANN001
-    """Chromium's CDP virtual authenticator (CTAP2, built in, resident keys, user verified)."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable", {"enableUI": False})
-    found = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
-        "hasUserVerification": True, "isUserVerified": True,
-        "automaticPresenceSimulation": True}})
-    page._passkeys_cdp = cdp  # keep the session (and the authenticator) alive
-    return found["authenticatorId"]
