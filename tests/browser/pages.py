@@ -150,7 +150,8 @@ def wrong_code(page: Page) -> None:
 
 
 def wrong_second_factor_code(page: Page) -> None:
-    flows.second_factor(page, "code", "000000")
+    # Five digits: never a valid code (a fixed six-digit one would be valid once in ~300,000).
+    flows.second_factor(page, "code", "12345")
     expect(page.locator(".error-summary")).to_have_count(1)
 
 
