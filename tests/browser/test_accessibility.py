@@ -186,3 +186,30 @@ def test_reflow_check_measures_sideways_scrolling(page: Page):
     assert reflow_overflow(page) >= 280
     page.set_content('<html lang="de"><body><p>schmal</p></body></html>')
     assert reflow_overflow(page) == 0
+
+
+def test_pages_reached_from_a_portal_and_from_mails(app, live_server, portals, outbox,
+                                                   page_in: Page, language: str):
+    """Pages only reached on the way: the unverified-account page (a portal sign-in before the
+    e-mail link), the e-mail change confirmation opened from its mail, and "this was not me"
+    leading to the forced password change."""
+    base, page, hund = live_server.url, page_in, portals["hundesteuer"]
+    password = "Kastanienallee-17b-Kassel"
+    register(page, base, "neu@example.de", password)
+    portal_sign_in(page, hund.url)
+    log_in(page, "neu@example.de", password)
+    assert page.url.startswith(base + "/authorize/resume/")
+    found = problems_of(page, language)  # "please confirm your e-mail address first" (403)
+    open_mail_link(page, outbox, "neu@example.de", "/verify/")
+    page.goto(base + "/account/email")
+    flows.submit(page, {"email": "neu.anders@example.de", "current_password": password})
+    open_mail_link(page, outbox, "neu.anders@example.de", "/account/email/confirm/")
+    assert "/account/email/confirm/" in page.url
+    found.extend(problems_of(page, language))  # confirm the new address
+    flows.submit(page, {})
+    found.extend(problems_of(page, language))  # address changed
+    page.goto(base + "/account/not-me")
+    flows.submit(page, {})
+    assert page.url == base + "/account/password"
+    found.extend(problems_of(page, language))  # choose a new password now (flash shown)
+    assert_no_problems(found)
