@@ -14,6 +14,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_babel import gettext as _
 
 from oidc.clients import InvalidClientMetadata, rotate_secret
+from servicekonto.accounts.attempts import too_many
 from servicekonto.accounts.views import safe_next
 from servicekonto.audit import AuditTag, record
 from servicekonto.db import db
@@ -34,7 +35,6 @@ from servicekonto.portals.web import (
     current_operator,
     operator_required,
     portal_for,
-    too_many,
 )
 
 bp = Blueprint("operators", __name__, url_prefix="/operators")

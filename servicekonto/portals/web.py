@@ -8,12 +8,11 @@ from typing import Any
 
 from flask import g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from werkzeug.exceptions import NotFound
 
 from oidc.models import Client
 from servicekonto.db import db
-from servicekonto.errors import ServicekontoError, TooManyAttempts
+from servicekonto.errors import ServicekontoError
 from servicekonto.portals import auth
 from servicekonto.portals.models import Operator
 
@@ -22,14 +21,6 @@ class Forbidden(ServicekontoError):
     status = 403
     code = "forbidden"
     title = _l("Access denied")
-
-
-def too_many(retry_after: int) -> TooManyAttempts:
-    minutes = max(1, -(-int(retry_after) // 60))
-    return TooManyAttempts(retry_after, ngettext(
-        "Too many attempts. For your protection, please try again in %(num)d minute.",
-        "Too many attempts. For your protection, please try again in %(num)d minutes.",
-        minutes))
 
 
 def current_operator() -> Operator | None:
