@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support import catalogues
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -16,13 +14,4 @@ FILES = sorted(str(p.relative_to(ROOT)) for p in [
     *(ROOT / "servicekonto/templates/passkeys").glob("*.html")])
 
 
-def test_catalogue_is_valid_and_formal():
-    catalogue = catalogues.load(CATALOGUE)
-    catalogues.check_header(catalogue)
-    catalogues.check_placeholders_and_formal_address(catalogue)
-
-
-@pytest.mark.parametrize("path", FILES)
-def test_every_string_is_translated(path):
-    missing = catalogues.untranslated(catalogues.load(CATALOGUE), path)
-    assert not missing, f"untranslated in {path}: {missing}"
+test_catalogue, test_every_string_is_translated = catalogues.area_tests(CATALOGUE, FILES)

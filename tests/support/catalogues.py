@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
@@ -42,3 +43,23 @@ def check_placeholders_and_formal_address(catalogue: Catalog) -> None:
             assert sorted(PLACEHOLDER.findall(msgid)) == sorted(PLACEHOLDER.findall(text))
             assert not INFORMAL.search(text), text
     assert not list(catalogue.check())
+
+
+def area_tests(catalogue: Path, files: list[str]):  # noqa: ANN201
+    """The two tests of an area's German catalogue (assign both at module level)::
+
+        test_catalogue, test_every_string_is_translated = area_tests(CATALOGUE, FILES)
+    """
+
+    def test_catalogue() -> None:
+        """Valid header, placeholders kept, formal address ("Sie")."""
+        loaded = load(catalogue)
+        check_header(loaded)
+        check_placeholders_and_formal_address(loaded)
+
+    @pytest.mark.parametrize("path", files)
+    def test_every_string_is_translated(path: str) -> None:
+        missing = untranslated(load(catalogue), path)
+        assert not missing, f"untranslated in {path}: {missing}"
+
+    return test_catalogue, test_every_string_is_translated
