@@ -39,6 +39,7 @@ from servicekonto.accounts import login_session
 from servicekonto.accounts.models import User
 from servicekonto.accounts.trust_levels import LOA_SUBSTANTIAL, rank
 from servicekonto.audit import AuditTag, record
+from servicekonto.sessions.timed import timed_state
 
 PENDING_KEY = "mfa_pending"
 #: The password step (or a started step-up) is valid this long.
@@ -104,11 +105,8 @@ def begin(user: User, next_url: str, *, step_up: bool) -> None:
 
 
 def _pending_state() -> dict[str, Any] | None:
-    state = session.get(PENDING_KEY)
-    if not isinstance(state, dict):
-        return None
-    if time.time() - int(state.get("time", 0)) > PENDING_SECONDS:
-        session.pop(PENDING_KEY, None)
+    state = timed_state(PENDING_KEY, PENDING_SECONDS)
+    if state is None:
         return None
     if state.get("step_up"):
         auth = login_session.current_auth()

@@ -196,15 +196,22 @@ def registration_options(db: Session, user: User) -> str:
     return options_to_json(options)
 
 
+def _challenge_and_answer(db: Session, user: User, ceremony: str,
+                          credential: str) -> tuple[bytes, dict[str, Any]]:
+    """The ceremony's challenge (taken: single use) and the browser's parsed answer; a missing
+    challenge or a malformed answer is a rejection, audited."""
+    challenge = _take(ceremony, user.id)
+    if challenge is None:
+        raise _failed(db, user, "challenge", ceremony)
+    try:
+        return challenge, _parse(credential)
+    except PasskeyRejected:
+        raise _failed(db, user, "malformed", ceremony) from None
+
+
 def register(db: Session, user: User, name: str, credential: str) -> Passkey:
     """Verify the browser's answer to the registration options and store the passkey."""
-    challenge = _take(REGISTER, user.id)
-    if challenge is None:
-        raise _failed(db, user, "challenge", REGISTER)
-    try:
-        parsed = _parse(credential)
-    except PasskeyRejected:
-        raise _failed(db, user, "malformed", REGISTER) from None
+    challenge, parsed = _challenge_and_answer(db, user, REGISTER, credential)
     rp = relying_party()
     try:
         verified = verify_registration_response(
@@ -246,13 +253,7 @@ def authentication_options(db: Session, user: User) -> str:
 
 def authenticate(db: Session, user: User, credential: str) -> Passkey:
     """Verify an assertion for ``user``; update the counter and the time of last use."""
-    challenge = _take(LOGIN, user.id)
-    if challenge is None:
-        raise _failed(db, user, "challenge", LOGIN)
-    try:
-        parsed = _parse(credential)
-    except PasskeyRejected:
-        raise _failed(db, user, "malformed", LOGIN) from None
+    challenge, parsed = _challenge_and_answer(db, user, LOGIN, credential)
     passkey = db.scalar(select(Passkey).where(Passkey.user_id == user.id,
                                               Passkey.credential_id == parsed["id"]))
     if passkey is None:

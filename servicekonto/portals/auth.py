@@ -24,6 +24,7 @@ from servicekonto.accounts import passwords
 from servicekonto.audit import AuditTag, record
 from servicekonto.portals import services
 from servicekonto.portals.models import Operator
+from servicekonto.sessions.timed import timed_state
 from servicekonto.throttle import FailedLoginThrottle
 
 #: Counters "operator-login-account" / "operator-login-ip", apart from the citizens'.
@@ -107,13 +108,7 @@ def begin(operator: Operator) -> None:
 
 
 def pending() -> dict[str, Any] | None:
-    state = session.get(PENDING_KEY)
-    if not isinstance(state, dict):
-        return None
-    if time.time() - int(state.get("time", 0)) > PENDING_SECONDS:
-        session.pop(PENDING_KEY, None)
-        return None
-    return state
+    return timed_state(PENDING_KEY, PENDING_SECONDS)
 
 
 def establish(operator: Operator) -> None:
