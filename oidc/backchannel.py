@@ -62,6 +62,7 @@ OPPORTUNISTIC_RETRY_LIMIT = 20
 EXTENSION = "servicekonto.backchannel"
 _PENDING_IDS = "servicekonto.logout_deliveries_pending"
 _PENDING_APP = "servicekonto.logout_deliveries_app"
+_PENDING_QUEUED_AT = "servicekonto.logout_deliveries_queued_at"
 
 
 # -- registration ---------------------------------------------------------------------------
@@ -124,13 +125,15 @@ def _on_logged_out(sender: Any, user_id: int | None = None, sid: str | None = No
 def _after_commit(session: Session) -> None:
     ids = session.info.pop(_PENDING_IDS, None)
     app = session.info.pop(_PENDING_APP, None)
+    queued_at = session.info.pop(_PENDING_QUEUED_AT, None)
     if ids and app is not None:
-        start_delivery_thread(app, list(ids))
+        start_delivery_thread(app, list(ids), queued_at=queued_at)
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING_IDS, None)
     session.info.pop(_PENDING_APP, None)
+    session.info.pop(_PENDING_QUEUED_AT, None)
 
 
 def _commit_orphaned_deliveries(response: Response) -> Response:
@@ -187,12 +190,13 @@ def queue_logout(session: Session, *, user_id: int, sid: str | None,
     targets = (list(clients) if clients is not None
                else _session_clients(session, user_id, sid))
     deliveries = []
+    queued_at = utcnow()
     for client in targets:
         if not client.backchannel_logout_uri:
             continue
         delivery = LogoutDelivery(client_pk=client.id, user_id=user_id,
                                   sub=subject_for(client, user_id), sid=sid,
-                                  next_attempt_at=utcnow())
+                                  next_attempt_at=queued_at)
         session.add(delivery)
         deliveries.append(delivery)
     if revoke_session_tokens and sid:
@@ -203,6 +207,8 @@ def queue_logout(session: Session, *, user_id: int, sid: str | None,
     if deliveries:
         session.flush()
         session.info.setdefault(_PENDING_IDS, []).extend(d.id for d in deliveries)
+        session.info[_PENDING_QUEUED_AT] = max(queued_at,
+                                               session.info.get(_PENDING_QUEUED_AT, queued_at))
         if app is None and has_app_context():
             app = current_app._get_current_object()  # type: ignore[attr-defined]
         if app is not None:
@@ -270,15 +276,17 @@ def backoff_seconds(attempts: int) -> int:
     return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
 
 
-def _claim(session: Session, delivery_id: int, seen_next: dt.datetime, lease: int) -> bool:
+def _claim(session: Session, delivery_id: int, seen_next: dt.datetime, lease: int,
+           now: dt.datetime) -> bool:
     """Take a due delivery for ``lease`` seconds; False when another worker was faster.
 
     The conditional UPDATE is the lock: it matches only while the row is still due and
     unchanged since we read it, so of two workers at most one gets a row count of 1 (and a row
     in flight is not due: its ``next_attempt_at`` is the end of the lease).
     """
-    now = utcnow()
     if seen_next > now:
+        log.info("back-channel logout delivery %s is not due until %s", delivery_id,
+                 seen_next.isoformat())
         return False
     result = session.execute(
         update(LogoutDelivery)
@@ -287,9 +295,11 @@ def _claim(session: Session, delivery_id: int, seen_next: dt.datetime, lease: in
                LogoutDelivery.next_attempt_at <= now,
                LogoutDelivery.delivered_at.is_(None),
                LogoutDelivery.failed_at.is_(None))
-        .values(next_attempt_at=now + dt.timedelta(seconds=lease))
+        .values(next_attempt_at=utcnow() + dt.timedelta(seconds=lease))
         .execution_options(synchronize_session=False))
     session.commit()
+    if result.rowcount != 1:
+        log.info("back-channel logout delivery %s was taken by another worker", delivery_id)
     return result.rowcount == 1
 
 
@@ -311,13 +321,18 @@ def _post(uri: str, logout_token: str, timeout: float) -> str | None:
 
 
 def deliver_one(session: Session, delivery_id: int, settings: dict[str, Any],
-                report: DeliveryReport) -> None:
-    """Claim, send and record one delivery (each step in its own short transaction)."""
+                report: DeliveryReport, *, now: dt.datetime | None = None) -> None:
+    """Claim, send and record one delivery (each step in its own short transaction).
+
+    ``now`` is the time the delivery counts as due against (default: the clock).
+    """
     delivery = session.get(LogoutDelivery, delivery_id, populate_existing=True)
     if delivery is None or delivery.delivered_at or delivery.failed_at:
+        log.info("back-channel logout delivery %s is gone or finished", delivery_id)
         return
     timeout = float(settings["backchannel_logout_timeout_seconds"])
-    if not _claim(session, delivery_id, delivery.next_attempt_at, int(timeout) + 60):
+    if not _claim(session, delivery_id, delivery.next_attempt_at, int(timeout) + 60,
+                  now or utcnow()):
         return
     session.refresh(delivery)
     client = session.get(Client, delivery.client_pk)
@@ -364,12 +379,16 @@ def deliver_one(session: Session, delivery_id: int, settings: dict[str, Any],
 
 def deliver_pending(session: Session, settings: dict[str, Any], *,
                     ids: Sequence[int] | None = None, include_not_due: bool = False,
-                    limit: int = 500) -> DeliveryReport:
+                    limit: int = 500, queued_at: dt.datetime | None = None) -> DeliveryReport:
     """Deliver the given deliveries, or every due one.
 
     ``include_not_due`` (operator override, ``logout deliver --all``) first makes every pending
     delivery due, waiting backoffs included; a delivery in flight at that moment may then be
     sent twice, which a portal must tolerate anyway (it just ends no session the second time).
+
+    ``queued_at`` (with ``ids``: the deliveries a commit just queued) makes them due from that
+    time even if this clock reads earlier, e.g. after a step back between the request that
+    queued them and this thread; a claimed row is still safe, its lease ends well after it.
     """
     pending = (LogoutDelivery.delivered_at.is_(None), LogoutDelivery.failed_at.is_(None))
     if include_not_due:
@@ -379,7 +398,8 @@ def deliver_pending(session: Session, settings: dict[str, Any], *,
                         .values(next_attempt_at=now)
                         .execution_options(synchronize_session=False))
         session.commit()
-    stmt = select(LogoutDelivery.id).where(*pending, LogoutDelivery.next_attempt_at <= utcnow())
+    now = utcnow() if queued_at is None else max(utcnow(), queued_at)
+    stmt = select(LogoutDelivery.id).where(*pending, LogoutDelivery.next_attempt_at <= now)
     if ids is not None:
         stmt = stmt.where(LogoutDelivery.id.in_(list(ids)))
     stmt = stmt.order_by(LogoutDelivery.next_attempt_at, LogoutDelivery.id).limit(limit)
@@ -388,14 +408,16 @@ def deliver_pending(session: Session, settings: dict[str, Any], *,
     report = DeliveryReport()
     for delivery_id in found:
         try:
-            deliver_one(session, delivery_id, settings, report)
+            deliver_one(session, delivery_id, settings, report,
+                        now=None if queued_at is None else max(utcnow(), queued_at))
         except Exception:  # noqa: BLE001 - one broken row must not stop the others
             session.rollback()
             log.exception("back-channel logout delivery %s failed unexpectedly", delivery_id)
     return report
 
 
-def start_delivery_thread(app: Flask, ids: list[int]) -> threading.Thread:
+def start_delivery_thread(app: Flask, ids: list[int],
+                          queued_at: dt.datetime | None = None) -> threading.Thread:
     """Deliver ``ids`` (then other due deliveries) in a daemon thread with its own session."""
 
     def run() -> None:
@@ -404,7 +426,7 @@ def start_delivery_thread(app: Flask, ids: list[int]) -> threading.Thread:
             settings = app.config["SERVICEKONTO"]
             try:
                 with database.independent_session() as session:
-                    deliver_pending(session, settings, ids=ids)
+                    deliver_pending(session, settings, ids=ids, queued_at=queued_at)
                     deliver_pending(session, settings, limit=OPPORTUNISTIC_RETRY_LIMIT)
             except Exception:  # noqa: BLE001 - "servicekonto logout deliver" catches up
                 log.exception("back-channel logout delivery thread failed")

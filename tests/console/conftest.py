@@ -89,6 +89,21 @@ def wait_deliveries(provider: Provider) -> None:
     assert provider.app.extensions["servicekonto.backchannel"].wait(20)
 
 
+def assert_delivered(provider: Provider, receiver: Receiver, portals: list[str]) -> None:
+    """The receiver got logout tokens for exactly ``portals``; on a mismatch the message shows
+    the delivery rows (queued? claimed? failed why?), not just two lists."""
+    got = sorted(r["portal"] for r in receiver.received)
+    if got != sorted(portals):
+        from oidc.models import LogoutDelivery
+
+        with provider.app.app_context():
+            rows = [{"id": d.id, "client_pk": d.client_pk, "sid": d.sid,
+                     "next_attempt_at": d.next_attempt_at, "attempts": d.attempts,
+                     "delivered_at": d.delivered_at, "last_error": d.last_error}
+                    for d in db.session.scalars(select(LogoutDelivery))]
+        raise AssertionError(f"delivered to {got}, expected {sorted(portals)}; rows: {rows}")
+
+
 def logout_claims(provider: Provider, item: dict) -> dict:
     from joserfc import jwt
 

@@ -363,3 +363,38 @@ def test_disabling_an_account_ends_its_sessions_and_notifies_their_portals(provi
     assert claims["sub"] == provider.id_claims(token["id_token"])["sub"]
     assert requests.get(provider.base + "/userinfo", timeout=10, headers={
         "Authorization": f"Bearer {token['access_token']}"}).status_code == 401
+
+
+def test_a_clock_step_back_does_not_park_a_fresh_logout(provider, receiver, monkeypatch):
+    """The thread started by the logout's commit delivers at once even when this host's clock
+    reads earlier than when the logout was queued; the cron path keeps the due rule."""
+    import datetime as dt
+
+    import oidc.backchannel as backchannel
+    from servicekonto.db import utcnow
+
+    email = provider.citizen()
+    browser = provider.browser()
+    portal = _portal(provider, "Hundesteuer", receiver.url("hund"))
+    token, _, _ = provider.login_flow(portal, browser, email)
+    started: list[dict] = []
+    real_start = backchannel.start_delivery_thread
+
+    def held(app, ids, queued_at=None):  # noqa: ANN001, ANN202 - record, deliver below
+        started.append({"ids": ids, "queued_at": queued_at})
+
+    monkeypatch.setattr(backchannel, "start_delivery_thread", held)
+    assert _end_session(browser, token).status_code == 302
+    [call] = started
+    assert call["queued_at"] is not None
+    monkeypatch.setattr(backchannel, "utcnow", lambda: utcnow() - dt.timedelta(seconds=30))
+    database = provider.app.extensions["servicekonto.db"]
+    settings = provider.app.config["SERVICEKONTO"]
+    with provider.app.app_context(), database.independent_session() as session:
+        report = backchannel.deliver_pending(session, settings, ids=call["ids"])
+        assert report.delivered == [] and receiver.received == []  # not due by this clock
+    real_start(provider.app, call["ids"], queued_at=call["queued_at"])
+    _wait(provider)
+    assert [r["portal"] for r in receiver.received] == ["hund"]
+    [delivery] = _deliveries(provider)
+    assert delivery.delivered_at is not None and delivery.attempts == 1
