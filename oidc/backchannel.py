@@ -104,7 +104,10 @@ def register(app: Flask) -> None:
     if not sa_event.contains(factory, "after_commit", _after_commit):
         sa_event.listen(factory, "after_commit", _after_commit)
         sa_event.listen(factory, "after_rollback", _after_rollback)
-    app.after_request(_commit_orphaned_deliveries)
+    from servicekonto.web import browser_only_hooks
+
+    with browser_only_hooks(app):  # protocol endpoints never end a login session
+        app.after_request(_commit_orphaned_deliveries)
 
 
 def _on_logged_out(sender: Any, user_id: int | None = None, sid: str | None = None,

@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from servicekonto.settings import ensure_secret_key, load_settings
+from servicekonto.web import browser_only_hooks, init_protocol_routes
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -47,6 +48,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_health(app)
     register_error_handlers(app)
     _register_blueprints(app)
+    init_protocol_routes(app)
     return app
 
 
@@ -124,7 +126,7 @@ def _init_sessions(app: Flask, settings: dict[str, Any]) -> None:
 
     @app.before_request
     def _session_store_down() -> None:
-        if getattr(session, "unavailable", False):
+        if getattr(session, "unavailable", False):  # never for a protocol request's session
             from servicekonto.errors import ServiceUnavailable
 
             raise ServiceUnavailable()
@@ -134,7 +136,8 @@ def _init_extensions(app: Flask, settings: dict[str, Any]) -> None:
     from servicekonto.throttle import Throttle
     from servicekonto.web import select_locale
 
-    CSRFProtect(app)
+    with browser_only_hooks(app):  # the protocol endpoints' POST views are CSRF-exempt
+        CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
     app.extensions["servicekonto.throttle"] = Throttle(
         settings["redis_url"] or "memory://", app.extensions["servicekonto.redis_guard"])
@@ -143,7 +146,8 @@ def _init_extensions(app: Flask, settings: dict[str, Any]) -> None:
     login_manager.session_protection = None  # sessions are server-side and rotated on login
     login_manager.login_view = "accounts.login"
     login_manager.login_message = None
-    login_manager.init_app(app)
+    with browser_only_hooks(app):  # the remember-cookie hook: nothing to do without a session
+        login_manager.init_app(app)
 
     @login_manager.unauthorized_handler
     def _unauthorized() -> Any:

@@ -1,11 +1,26 @@
-"""Request plumbing shared by every page: request ids, language choice, security headers."""
+"""Request plumbing shared by every page: request ids, language choice, security headers, and
+the thin path of the protocol endpoints.
+
+Protocol endpoints (``PROTOCOL_ENDPOINTS``: token, userinfo, introspection, revocation,
+discovery, JWKS) are called machine-to-machine and never use the browser machinery: the
+server-side session, CSRF (their POST views are exempt; the others are GET), Flask-Login's
+remember cookie, the back-channel commit hook. ``is_protocol_request()`` says whether the
+current request is one; it is decided once per request (``protocol_request``) from the same URL
+rules the request matches, and the session interface and every hook registered through
+``browser_only_hooks`` skip their work for it. Request id, metrics, security headers and error
+mapping run for every request.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request, session
+from flask import Flask, Request, Response, g, has_request_context, request, session
 from flask_babel import get_locale
 
 from servicekonto.settings import current_settings
@@ -17,6 +32,103 @@ CONTENT_SECURITY_POLICY = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
+
+
+#: Endpoints served on the thin path (see the module docstring). /authorize, end_session and
+#: every HTML page are not among them.
+PROTOCOL_ENDPOINTS = frozenset({
+    "oidc.token",
+    "oidc.userinfo",
+    "oidc_session.introspection",
+    "oidc_session.revocation",
+    "oidc_discovery.configuration",
+    "oidc_keys.jwks",
+})
+
+_ROUTES_KEY = "servicekonto.protocol_routes"
+_MARK = "servicekonto.protocol_request"
+
+
+def init_protocol_routes(app: Flask) -> None:
+    """Index the protocol endpoints' rules by path -> methods (call after every blueprint).
+
+    The session is opened before Flask matches the URL, so the marker cannot wait for
+    ``request.endpoint``; these rules have no variables, so path and method decide exactly the
+    same as the match does.
+    """
+    routes: dict[str, frozenset[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PROTOCOL_ENDPOINTS:
+            if rule.arguments:
+                raise ValueError(f"protocol endpoint {rule.endpoint} has URL variables")
+            routes[rule.rule] = routes.get(rule.rule, frozenset()) | (rule.methods or set())
+    app.extensions[_ROUTES_KEY] = routes
+
+
+def protocol_request(app: Flask, req: Request) -> bool:
+    """Whether ``req`` is for a protocol endpoint; decided on first use, kept in the environ."""
+    environ = req.environ
+    marked = environ.get(_MARK)
+    if marked is None:
+        methods = app.extensions.get(_ROUTES_KEY, {}).get(req.path)
+        marked = environ[_MARK] = methods is not None and req.method in methods
+    return marked
+
+
+def is_protocol_request() -> bool:
+    """Whether the current request is for a protocol endpoint (False outside a request)."""
+    if not has_request_context():
+        return False
+    return _marked()
+
+
+def _marked() -> bool:
+    """The marker of the current request (set when its session was opened)."""
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    marked = req.environ.get(_MARK)
+    if marked is None:  # a session interface that does not mark (tests may swap it)
+        from flask import current_app
+
+        marked = protocol_request(current_app, req)
+    return bool(marked)
+
+
+@contextmanager
+def browser_only_hooks(app: Flask) -> Iterator[None]:
+    """Every app-wide before/after_request hook registered inside this block (ours or an
+    extension's) is skipped for protocol requests.
+
+    Put only hooks here that have nothing to do for them: the skip must not change a response.
+    """
+    before = list(app.before_request_funcs.get(None, ()))
+    after = list(app.after_request_funcs.get(None, ()))
+    yield
+    funcs = app.before_request_funcs.get(None, [])
+    funcs[:] = [f if f in before else _skip_before(f) for f in funcs]
+    funcs = app.after_request_funcs.get(None, [])
+    funcs[:] = [f if f in after else _skip_after(f) for f in funcs]
+
+
+def _skip_before(hook: Callable[[], Any]) -> Callable[[], Any]:
+    @functools.wraps(hook)
+    def browser_only() -> Any:
+        if _marked():
+            return None
+        return hook()
+
+    browser_only.browser_only = True  # type: ignore[attr-defined]
+    return browser_only
+
+
+def _skip_after(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    @functools.wraps(hook)
+    def browser_only(response: Response) -> Response:
+        if _marked():
+            return response
+        return hook(response)
+
+    browser_only.browser_only = True  # type: ignore[attr-defined]
+    return browser_only
 
 
 def select_locale() -> str:
@@ -46,6 +158,8 @@ def init_web(app: Flask) -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
 
+    production = app.config["SERVICEKONTO"]["env"] == "production"  # fixed for the app's life
+
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
@@ -56,6 +170,6 @@ def init_web(app: Flask) -> None:
             headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
             headers.setdefault("X-Frame-Options", "DENY")
             headers.setdefault("Cache-Control", "no-store")
-        if current_settings()["env"] == "production":
+        if production:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response

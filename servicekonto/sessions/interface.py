@@ -3,6 +3,10 @@
 The cookie carries 32 random bytes; the store is keyed by their SHA-256, so a leaked database
 or Redis dump does not yield usable cookies. Sessions expire after an idle and an absolute
 limit (per trust level via ``limits_for``); ``rotate()`` gives a new id on login.
+
+Protocol requests (``servicekonto.web.is_protocol_request``: token, userinfo, introspection,
+revocation, discovery, JWKS) get a ``StatelessSession``: the cookie is not read, the store is
+not touched, nothing is saved and no cookie is set, whatever the request carries.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from werkzeug.datastructures import CallbackDict
 
 from servicekonto.db import utcnow
 from servicekonto.sessions.stores import SessionRecord, SessionStore
+from servicekonto.web import protocol_request
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +67,19 @@ class ServerSideSession(CallbackDict, SessionMixin):  # type: ignore[type-arg]
         self.destroy_requested = True
 
 
+class StatelessSession(ServerSideSession):
+    """The session of a protocol request: empty; writes are dropped at the end of the request
+    (a portal's machine-to-machine call has no browser session to keep)."""
+
+
 class ServerSideSessionInterface(SessionInterface):
     def __init__(self, store: SessionStore, limits_for: LimitsFn) -> None:
         self.store = store
         self.limits_for = limits_for
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        if protocol_request(app, request):
+            return StatelessSession()
         token = request.cookies.get(self.get_cookie_name(app))
         if not token or len(token) > 128:
             return ServerSideSession()
@@ -87,6 +99,8 @@ class ServerSideSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSideSession)
+        if isinstance(session, StatelessSession):
+            return
         name = self.get_cookie_name(app)
         cookie_args = {
             "domain": self.get_cookie_domain(app),
