@@ -24,7 +24,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from flask import has_request_context, request
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from servicekonto.audit.models import AuditChainHead, AuditEvent
@@ -134,6 +134,37 @@ def insert_committed(conn: Connection, engine: Engine, *entries: dict[str, Any])
     rows = [{**e, "occurred_at": now} for e in entries]
     conn.execute(_INSERT, rows if len(rows) > 1 else rows[0])
     audit_committed(engine, [(r["tag"], r["details"]) for r in rows])
+
+
+#: The audit columns an ``entry()`` fills (with ``occurred_at``), in a fixed order.
+_ENTRY_COLUMNS = ("occurred_at", "tag", "actor", "subject_user_id", "client_id", "ip",
+                  "user_agent_hash", "details")
+
+
+def insert_from(cte: Any) -> Any:
+    """``INSERT INTO audit_events (...) SELECT :audit_<column>, ... FROM cte``: one audit entry
+    per row ``cte`` (a data-modifying ``INSERT/UPDATE ... RETURNING``) returns, in the same
+    statement (PostgreSQL: a single statement is atomic; no row, no entry). Build it once and
+    run it with ``execute_audited``."""
+    table = AuditEvent.__table__
+    binds = [bindparam(f"audit_{name}", type_=table.c[name].type) for name in _ENTRY_COLUMNS]
+    return (insert(table).from_select(list(_ENTRY_COLUMNS), select(*binds).select_from(cte))
+            .returning(table.c.id))  # the driver reports no row count for this form
+
+
+def execute_audited(conn: Connection, engine: Engine, statement: Any,
+                    params: dict[str, Any], audit: dict[str, Any]) -> int:
+    """Run ``statement`` (from ``insert_from``) on an autocommit connection with ``params`` and
+    the audit entry ``audit`` (from ``entry()``): the change and its audit entry are one
+    statement, so one round trip and one atomic unit. Then the after-commit hooks
+    (``audit_committed``). Returns how many entries were written (0: the change matched no
+    row, so nothing was written at all)."""
+    row = {**audit, "occurred_at": utcnow()}
+    written = len(conn.execute(statement, {**params, **{f"audit_{k}": row[k]
+                                                         for k in _ENTRY_COLUMNS}}).all())
+    if written:
+        audit_committed(engine, [(row["tag"], row["details"])] * written)
+    return written
 
 
 #: Per engine: what a commit that wrote audit events triggers (set by ``install_sealing``).
