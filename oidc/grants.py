@@ -14,7 +14,8 @@ Authlib dispatches on ``grant_type``, authenticates the client (methods register
 * Client credentials: only for clients registered with that grant type; no user, no ID token,
   no refresh token, no user scopes.
 
-Every issued token and every ID token's claim names are audited in the same transaction.
+Every issued token and every ID token's claim names are audited in the same atomic unit: the
+same transaction, or (client credentials on PostgreSQL) the same statement.
 """
 
 from __future__ import annotations
