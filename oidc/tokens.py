@@ -18,7 +18,7 @@ import secrets
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from oidc.models import Client, Token
@@ -71,6 +71,26 @@ def issue(session: Session, *, client: Client, user_id: int | None, scope: str,
     A rotated refresh token keeps its family's original expiry (``refresh_expires_at``), so
     rotation never extends an offline grant beyond ``refresh_token_lifetime_days``.
     """
+    values, access, refresh = new_token(
+        client=client, user_id=user_id, scope=scope, grant_type=grant_type,
+        with_refresh=with_refresh, settings=settings, claims_request=claims_request,
+        family_id=family_id, authorization_code_id=authorization_code_id, sid=sid,
+        auth_time=auth_time, acr=acr, amr=amr, refresh_expires_at=refresh_expires_at)
+    # A Core INSERT at once instead of session.add(): no ORM object, no unit-of-work flush on
+    # the token endpoint's hot path. The returned row is a plain read-only view of the values
+    # (no id: nothing reads a token's id in the request that issued it).
+    session.execute(INSERT, values)
+    return SimpleNamespace(**values), access, refresh  # type: ignore[return-value]
+
+
+def new_token(*, client: Client, user_id: int | None, scope: str, grant_type: str,
+              with_refresh: bool, settings: dict[str, Any],
+              claims_request: dict[str, Any] | None = None, family_id: str | None = None,
+              authorization_code_id: int | None = None, sid: str | None = None,
+              auth_time: int | None = None, acr: str | None = None,
+              amr: list[str] | None = None, refresh_expires_at: dt.datetime | None = None,
+              ) -> tuple[dict[str, Any], str, str | None]:
+    """A new token's column values (not written yet) with its plain access and refresh values."""
     now = utcnow()
     access, access_hash = new_secret()
     refresh, refresh_hash = new_secret() if with_refresh else (None, None)
@@ -85,14 +105,15 @@ def issue(session: Session, *, client: Client, user_id: int | None, scope: str,
             days=settings["refresh_token_lifetime_days"])) if with_refresh else None,
         rotated_at=None, revoked_at=None,
     )
-    # A Core INSERT at once instead of session.add(): no ORM object, no unit-of-work flush on
-    # the token endpoint's hot path. The returned row is a plain read-only view of the values
-    # (no id: nothing reads a token's id in the request that issued it).
-    session.execute(_INSERT, values)
-    return SimpleNamespace(**values), access, refresh  # type: ignore[return-value]
+    return values, access, refresh
 
 
-_INSERT = insert(Token.__table__)
+INSERT = insert(Token.__table__)
+#: PostgreSQL: the token INSERT as a data-modifying CTE (bind parameters named like the
+#: columns, as ``new_token`` returns them), for ``audit.service.insert_from``.
+INSERT_CTE = (insert(Token.__table__)
+              .values({c.name: bindparam(c.name) for c in Token.__table__.c if c.name != "id"})
+              .returning(Token.__table__.c.id).cte("issued"))
 
 
 def is_access_active(token: Token | None, now: dt.datetime | None = None) -> bool:

@@ -9,6 +9,8 @@ withdrawn consent takes effect at once. A bad, expired or revoked token gets 401
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, jsonify, request
 from sqlalchemy import and_, bindparam, select
 
@@ -19,19 +21,37 @@ from oidc.models import ClientStatus, Token
 from oidc.server import client_by_pk, subject_for
 from servicekonto.accounts.models import User
 from servicekonto.audit import AuditTag
-from servicekonto.audit.service import entry, insert_now
+from servicekonto.audit.service import entry, insert_committed
 from servicekonto.consent.models import Consent
 from servicekonto.db import db
 
 #: The hot path's one query, built once: the token's few columns the endpoint needs, its
-#: citizen and the claims they consented to for the token's client.
+#: citizen's columns (plain, no ORM entity) and the claims they consented to for the token's
+#: client.
 _LOOKUP = (
     select(Token.client_pk, Token.scope, Token.claims_request, Token.acr, Token.revoked_at,
-           Token.access_expires_at, User, Consent.granted_claims)
+           Token.access_expires_at, *User.__table__.c, Consent.granted_claims)
     .join(User, User.id == Token.user_id)
     .outerjoin(Consent, and_(Consent.user_id == Token.user_id,
                              Consent.client_pk == Token.client_pk))
     .where(Token.access_token_hash == bindparam("digest")))
+
+
+class _Citizen:
+    """The citizen's columns of the lookup row, with the account's derived properties (what
+    ``claims.claim_values`` reads) but without building an ORM entity."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Any) -> None:  # noqa: ANN401 - a Row of _LOOKUP
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+        return getattr(self._row, name)
+
+    is_verified = User.is_verified
+    is_disabled = User.is_disabled
+    full_name = User.full_name
 
 
 def _bearer() -> str:
@@ -54,33 +74,37 @@ def _bearer() -> str:
 
 
 def userinfo() -> Response:
-    try:
-        value = _bearer()
-        # One query: the token with its citizen and consent (hot path); the client from the
-        # client cache (oidc.server).
-        found = db.session.execute(_LOOKUP, {"digest": tokens.hash_token(value)}).first()
-        if found is None or not tokens.is_access_active(found):
-            raise JsonError("invalid_token", "The access token is invalid, expired or revoked.",
-                            401, bearer=True)
-        row, user, granted = found, found.User, found.granted_claims
-        client = client_by_pk(row.client_pk)
-        if "openid" not in row.scope.split():
-            raise JsonError("insufficient_scope", "The token was not issued for openid.", 403,
-                            bearer=True)
-        if user.is_disabled or client is None or client.status != ClientStatus.ACTIVE:
-            raise JsonError("invalid_token", "The account or portal is no longer available.",
-                            401, bearer=True)
-    except JsonError as exc:
-        return json_response(exc)
-    names = claims_mod.userinfo_claims(row.scope, row.claims_request, granted or [],
-                                       client.allowed_claims)
-    values = claims_mod.claim_values(user, names)
-    body = {"sub": subject_for(client, user.id), **values}
-    insert_now(db.session, entry(
-        AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
-        subject_user_id=user.id, client_id=client.client_id,
-        details={"via": "userinfo", "claims": ["sub", *sorted(values)], "acr": row.acr}))
-    db.session.commit()
+    """Two autocommit statements, no transaction around them: the lookup, then the disclosure
+    audit entry (one INSERT, atomic on its own). The claims leave only after that INSERT
+    succeeded; if it fails, the request fails and nothing is released."""
+    with db.reader.connect() as conn:
+        try:
+            value = _bearer()
+            # One query: the token with its citizen and consent (hot path); the client from
+            # the client cache (oidc.server).
+            row = conn.execute(_LOOKUP, {"digest": tokens.hash_token(value)}).first()
+            if row is None or not tokens.is_access_active(row):  # type: ignore[arg-type]
+                raise JsonError("invalid_token",
+                                "The access token is invalid, expired or revoked.", 401,
+                                bearer=True)
+            user = _Citizen(row)
+            client = client_by_pk(row.client_pk)
+            if "openid" not in row.scope.split():
+                raise JsonError("insufficient_scope", "The token was not issued for openid.",
+                                403, bearer=True)
+            if user.is_disabled or client is None or client.status != ClientStatus.ACTIVE:
+                raise JsonError("invalid_token", "The account or portal is no longer available.",
+                                401, bearer=True)
+        except JsonError as exc:
+            return json_response(exc)
+        names = claims_mod.userinfo_claims(row.scope, row.claims_request,
+                                           row.granted_claims or [], client.allowed_claims)
+        values = claims_mod.claim_values(user, names)  # type: ignore[arg-type]
+        body = {"sub": subject_for(client, row.id), **values}
+        insert_committed(conn, db.engine, entry(
+            AuditTag.OIDC_CLAIMS_RELEASED, actor=f"client:{client.client_id}",
+            subject_user_id=row.id, client_id=client.client_id,
+            details={"via": "userinfo", "claims": ["sub", *sorted(values)], "acr": row.acr}))
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

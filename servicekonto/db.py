@@ -102,8 +102,10 @@ class Database:
 
     def init_app(self, app: Flask, settings: dict[str, Any]) -> None:
         self.engine = make_engine(settings)
-        #: For hot read-only requests that need one SELECT: autocommit spares the BEGIN and
-        #: the ROLLBACK (on returning the connection) round trips of a transaction.
+        #: For hot requests whose statements are each complete on their own (introspection's
+        #: SELECT; userinfo's SELECT and audit INSERT; client credentials' one INSERT ... CTE
+        #: on PostgreSQL): autocommit spares the BEGIN and COMMIT/ROLLBACK round trips of a
+        #: transaction. Every write through it must be atomic as one statement.
         self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         from flask.globals import app_ctx

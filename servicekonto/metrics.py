@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -102,7 +103,13 @@ def _after_commit(session: Session) -> None:
     for counter, value in session.info.pop(_PENDING, ()):
         counter.labels(value).inc()
     # Events written with audit.insert_now (hot paths) bypass the flush.
-    for tag, details in session.info.pop(INSERTED_KEY, ()):
+    count_audit_events(session.info.pop(INSERTED_KEY, ()))
+
+
+def count_audit_events(written: Iterable[tuple[str, str]]) -> None:
+    """Count committed audit events given as (tag, details): also called directly for events
+    committed outside a Session (``audit.service.audit_committed``)."""
+    for tag, details in written:
         label = _label(tag, details)
         if label is not None:
             label[0].labels(label[1]).inc()

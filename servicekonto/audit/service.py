@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import has_request_context, request
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from servicekonto.audit.models import AuditChainHead, AuditEvent
@@ -121,6 +122,66 @@ def insert_now(session: Session, *entries: dict[str, Any]) -> None:
     session.execute(_INSERT, rows if len(rows) > 1 else rows[0])
     session.info[PENDING_FLAG] = True
     session.info.setdefault(INSERTED_KEY, []).extend((r["tag"], r["details"]) for r in rows)
+
+
+def insert_committed(conn: Connection, engine: Engine, *entries: dict[str, Any]) -> None:
+    """Write ``entries`` (from ``entry()``) as ONE INSERT on ``conn``, a connection in
+    autocommit (``db.reader``): the statement is its own atomic transaction, without the BEGIN
+    and COMMIT round trips and the Session's commit machinery. For a request whose only write
+    is its audit entry (userinfo). Then the after-commit hooks run (``audit_committed``).
+    """
+    now = utcnow()
+    rows = [{**e, "occurred_at": now} for e in entries]
+    conn.execute(_INSERT, rows if len(rows) > 1 else rows[0])
+    audit_committed(engine, [(r["tag"], r["details"]) for r in rows])
+
+
+#: The audit columns an ``entry()`` fills (with ``occurred_at``), in a fixed order.
+_ENTRY_COLUMNS = ("occurred_at", "tag", "actor", "subject_user_id", "client_id", "ip",
+                  "user_agent_hash", "details")
+
+
+def insert_from(cte: Any) -> Any:
+    """``INSERT INTO audit_events (...) SELECT :audit_<column>, ... FROM cte``: one audit entry
+    per row ``cte`` (a data-modifying ``INSERT/UPDATE ... RETURNING``) returns, in the same
+    statement (PostgreSQL: a single statement is atomic; no row, no entry). Build it once and
+    run it with ``execute_audited``."""
+    table = AuditEvent.__table__
+    binds = [bindparam(f"audit_{name}", type_=table.c[name].type) for name in _ENTRY_COLUMNS]
+    return (insert(table).from_select(list(_ENTRY_COLUMNS), select(*binds).select_from(cte))
+            .returning(table.c.id))  # the driver reports no row count for this form
+
+
+def execute_audited(conn: Connection, engine: Engine, statement: Any,
+                    params: dict[str, Any], audit: dict[str, Any]) -> int:
+    """Run ``statement`` (from ``insert_from``) on an autocommit connection with ``params`` and
+    the audit entry ``audit`` (from ``entry()``): the change and its audit entry are one
+    statement, so one round trip and one atomic unit. Then the after-commit hooks
+    (``audit_committed``). Returns how many entries were written (0: the change matched no
+    row, so nothing was written at all)."""
+    row = {**audit, "occurred_at": utcnow()}
+    written = len(conn.execute(statement, {**params, **{f"audit_{k}": row[k]
+                                                         for k in _ENTRY_COLUMNS}}).all())
+    if written:
+        audit_committed(engine, [(row["tag"], row["details"])] * written)
+    return written
+
+
+#: Per engine: what a commit that wrote audit events triggers (set by ``install_sealing``).
+_ON_COMMIT: WeakKeyDictionary[Engine, Callable[[], None]] = WeakKeyDictionary()
+
+
+def audit_committed(engine: Engine, written: Iterable[tuple[str, str]]) -> None:
+    """What a Session's after-commit listeners do for audit events, for events committed
+    outside a Session (an autocommit statement on ``engine``): seal as configured (batched
+    poke, at once, or not at all) and count the business metrics. ``written``: (tag, details).
+    """
+    from servicekonto.metrics import count_audit_events
+
+    sealing = _ON_COMMIT.get(engine)
+    if sealing is not None:
+        sealing()
+    count_audit_events(written)
 
 
 def canonical(event: AuditEvent, seq: int) -> bytes:
@@ -317,20 +378,19 @@ def install_sealing(factory: Any, engine: Engine,
         return None
     batch = settings["audit_seal_batch_size"]
     interval_ms = settings["audit_seal_interval_ms"]
-    if interval_ms > 0:
-        sealer = BackgroundSealer(engine, batch, interval_ms / 1000)
+    sealer = BackgroundSealer(engine, batch, interval_ms / 1000) if interval_ms > 0 else None
 
-        @event.listens_for(factory, "after_commit")
-        def _seal_soon(session: Session) -> None:
-            if session.info.pop(PENDING_FLAG, False):
-                sealer.poke()
-
-        return sealer
-
-    @event.listens_for(factory, "after_commit")
-    def _seal_now(session: Session) -> None:
-        if session.info.pop(PENDING_FLAG, False):
+    def _seal() -> None:
+        if sealer is not None:
+            sealer.poke()
+        else:
             seal_quietly(engine, batch)
 
-    return None
+    _ON_COMMIT[engine] = _seal  # for events committed outside a Session (audit_committed)
 
+    @event.listens_for(factory, "after_commit")
+    def _seal_after_commit(session: Session) -> None:
+        if session.info.pop(PENDING_FLAG, False):
+            _seal()
+
+    return sealer
