@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import basic, database, environment, free_port, seed, settings_for  # noqa: E402
 
 SCENARIOS = ["discovery", "userinfo", "introspection", "client_credentials", "refresh",
-             "authorize", "code_token"]
+             "authorize", "code_token", "login"]
+#: Logins cost tens of ms (Argon2id): at most this many are timed, whatever ``-n`` says.
+LOGIN_MAX = 200
 
 
 def main() -> None:
@@ -141,6 +143,25 @@ def main() -> None:
                                    "redirect_uri": es["redirect_uri"],
                                    "code_verifier": verifier})))
                     assert status[:3] == "200", out
+                elif name == "login":
+                    # A fresh login page (session cookie + CSRF token) per POST, fetched
+                    # beforehand: only the form post is timed, as in bench/run.py.
+                    status, out = call(state["logins"].pop())
+                    assert status[:3] == "302", (status, out[:300])
+
+            def login_posts(count: int) -> list[dict[str, Any]]:
+                cookie_name = app.config["SESSION_COOKIE_NAME"]
+                posts = []
+                for _ in range(count):
+                    browser = app.test_client()
+                    page = browser.get("/login")
+                    fields = parse_forms(page.get_data(as_text=True))[0]["fields"]
+                    body = urlencode({**fields, "email": "erika@example.org",
+                                      "password": PASSWORD})
+                    posts.append(environ("POST", "/login", {
+                        "Cookie": f"{cookie_name}={browser.get_cookie(cookie_name).value}"},
+                        body))
+                return posts
 
             import gc
 
@@ -154,6 +175,9 @@ def main() -> None:
                 codes = []
                 if name == "code_token":
                     codes = [code() for _ in range(n + 150)]
+                if name == "login":
+                    n = min(n, LOGIN_MAX)
+                    state["logins"] = login_posts(n + 150)
                 for _ in range(50):
                     if codes:
                         state["code"] = codes.pop()
@@ -192,6 +216,18 @@ def main() -> None:
                 print(f"{name:20s} cpu {1000 * cpu / n:6.3f} ms/req (user {1000 * user / n:.3f}, "
                       f"system {1000 * system / n:.3f})  wall {1000 * wall / n:6.3f} ms/req  "
                       f"{calls:7.0f} calls/req", flush=True)
+                if name == "login":
+                    # The hash alone, same process, right after: the rest is the overhead.
+                    from servicekonto.accounts import passwords
+
+                    with app.app_context():
+                        stored = passwords.hasher().hash(PASSWORD)
+                        c0 = time.process_time()
+                        for _ in range(n):
+                            passwords.hasher().verify(stored, PASSWORD)
+                        verify = (time.process_time() - c0) / n
+                    print(f"{'  argon2id verify':20s} cpu {1000 * verify:6.3f} ms/op; login "
+                          f"beside the hash {1000 * (cpu / n - verify):6.3f} ms/req", flush=True)
                 if profiler:
                     import pstats
 
