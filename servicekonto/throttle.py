@@ -85,14 +85,23 @@ class FailedLoginThrottle:
         self.ip_scope = f"{scope}-ip"
 
     @staticmethod
-    def account_key(email: str) -> str:
+    def normalised(email: str) -> str:
+        """The address the account key is made of (normalised; as typed when invalid)."""
         from servicekonto.accounts.emails import InvalidEmail, normalize_email
 
         try:
-            normalised = normalize_email(email)
+            return normalize_email(email)
         except InvalidEmail:
-            normalised = (email or "").strip().lower()
+            return (email or "").strip().lower()
+
+    @staticmethod
+    def key_of(normalised: str) -> str:
+        """The account key of an address already passed through ``normalised``."""
         return hashlib.sha256(normalised.encode()).hexdigest()
+
+    @classmethod
+    def account_key(cls, email: str) -> str:
+        return cls.key_of(cls.normalised(email))
 
     @staticmethod
     def _specs() -> tuple[str, str]:
@@ -100,28 +109,33 @@ class FailedLoginThrottle:
         return (f"{s['login_account_failures']} per {s['login_account_window_minutes']} minutes",
                 f"{s['login_ip_failures']} per {s['login_ip_window_minutes']} minutes")
 
-    def blocked_for(self, email: str, ip: str) -> int | None:
-        """Seconds until the account or IP may try again, or None when not blocked."""
+    def blocked_for(self, email: str, ip: str, *, key: str | None = None) -> int | None:
+        """Seconds until the account or IP may try again, or None when not blocked.
+
+        ``key``: the account key when the caller has it already (one normalisation per login).
+        """
         throttle = get_throttle()
         account_spec, ip_spec = self._specs()
         waits = [w for w in (
-            throttle.retry_after(account_spec, self.account_scope, self.account_key(email)),
+            throttle.retry_after(account_spec, self.account_scope,
+                                 key or self.account_key(email)),
             throttle.retry_after(ip_spec, self.ip_scope, ip)) if w]
         return max(waits) if waits else None
 
-    def count_failure(self, email: str, ip: str) -> tuple[bool, int | None]:
+    def count_failure(self, email: str, ip: str, *,
+                      key: str | None = None) -> tuple[bool, int | None]:
         """Count one failure: (this failure locked the account, seconds to wait or None)."""
         throttle = get_throttle()
         account_spec, ip_spec = self._specs()
-        key = self.account_key(email)
+        key = key or self.account_key(email)
         throttle.hit(ip_spec, self.ip_scope, ip)
         counted = throttle.hit(account_spec, self.account_scope, key)
-        wait = self.blocked_for(email, ip)
+        wait = self.blocked_for(email, ip, key=key)
         locked_now = counted and throttle.retry_after(
             account_spec, self.account_scope, key) is not None
         return locked_now, wait
 
-    def clear_account(self, email: str) -> None:
+    def clear_account(self, email: str, *, key: str | None = None) -> None:
         """A successful login forgets the account's failures (not the IP's)."""
         account_spec, _ = self._specs()
-        get_throttle().clear(account_spec, self.account_scope, self.account_key(email))
+        get_throttle().clear(account_spec, self.account_scope, key or self.account_key(email))

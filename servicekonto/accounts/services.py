@@ -6,7 +6,7 @@ commit to the caller (view or CLI), so a change and its audit entry commit toget
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from servicekonto.accounts.emails import normalize_email
@@ -34,8 +34,13 @@ class UserNotFound(AccountError):
     pass
 
 
-def find_by_email(session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == normalize_email(email)))
+#: Built once (not per login): the statement and its cache key.
+_BY_EMAIL = select(User).where(User.email == bindparam("email"))
+
+
+def find_by_email(session: Session, email: str, *, normalised: bool = False) -> User | None:
+    """The account of ``email`` (``normalised=True``: already through ``normalize_email``)."""
+    return session.scalar(_BY_EMAIL, {"email": email if normalised else normalize_email(email)})
 
 
 def create_user(session: Session, *, email: str, password: str, given_name: str,
