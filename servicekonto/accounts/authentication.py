@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from servicekonto.accounts import passwords
-from servicekonto.accounts.emails import InvalidEmail
+from servicekonto.accounts.emails import InvalidEmail, normalize_email
 from servicekonto.accounts.models import User
 from servicekonto.accounts.services import AccountError, find_by_email
 from servicekonto.audit import AuditTag, record
+from servicekonto.audit.service import entry, insert_now
 from servicekonto.throttle import FailedLoginThrottle
 
 #: Counters "login-account" / "login-ip" (the names the throttle used from the start).
@@ -73,19 +74,42 @@ def _password_ok(user: User | None, password: str) -> bool:
     return ok and not user.is_disabled
 
 
+def _find_user(session: Session, normalised: str | None) -> User | None:
+    """The account, read so that the hash that follows holds no pooled connection.
+
+    The Argon2id verify takes tens of milliseconds and may first wait for the core's slot
+    (``passwords._SLOTS``). At the start of the request's unit of work the user is read in
+    autocommit (no BEGIN) and the session gives its connection back to the pool at once
+    (``expire_on_commit=False`` keeps the row loaded); the writes after the hash begin a new
+    transaction. When a transaction is already open (a signed-in citizen re-authenticating:
+    Flask-Login loaded the user), the read joins it as before.
+    """
+    if normalised is None:
+        return None
+    if session.in_transaction():
+        return find_by_email(session, normalised, normalised=True)
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        return find_by_email(session, normalised, normalised=True)
+    finally:
+        session.commit()  # nothing to commit: only returns the connection
+
+
 def authenticate(session: Session, email: str, password: str, *, ip: str) -> PasswordLogin:
     """Check e-mail and password. Raises LoginBlocked or LoginFailed (after auditing)."""
     from servicekonto.mfa import factors
 
-    wait = THROTTLE.blocked_for(email, ip)
+    try:
+        normalised: str | None = normalize_email(email)
+    except InvalidEmail:
+        normalised = None
+    key = THROTTLE.key_of(normalised or THROTTLE.normalised(email))
+    wait = THROTTLE.blocked_for(email, ip, key=key)
     if wait:
         raise LoginBlocked(wait)
-    try:
-        user = find_by_email(session, email)
-    except InvalidEmail:
-        user = None
+    user = _find_user(session, normalised)
     if not _password_ok(user, password):
-        locked_now, wait = THROTTLE.count_failure(email, ip)
+        locked_now, wait = THROTTLE.count_failure(email, ip, key=key)
         subject = user.id if user is not None else None
         reason = ("unknown_account" if user is None else
                   "disabled" if user.is_disabled else "wrong_password")
@@ -98,18 +122,27 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Pas
         raise LoginFailed(user, locked_now, wait)
 
     assert user is not None
+    # A rehash (older parameters) is computed before the transaction below begins, for the
+    # same reason as _find_user: no connection held while hashing.
+    rehashed = (passwords.hash_password(password)
+                if passwords.needs_rehash(user.password_hash) else None)
     second_factor = factors.total_enrolled(session, user.id) > 0
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(password)
-        record(session, AuditTag.ACCOUNT_PASSWORD_REHASHED, actor=f"citizen:{user.id}",
-               subject_user_id=user.id)
+    # The success path's entries as one Core INSERT (same rows as record(), same transaction,
+    # same order), not an ORM object flushed at the commit.
+    entries = []
+    if rehashed is not None:
+        user.password_hash = rehashed
+        entries.append(entry(AuditTag.ACCOUNT_PASSWORD_REHASHED, actor=f"citizen:{user.id}",
+                             subject_user_id=user.id))
     if second_factor:
-        record(session, AuditTag.ACCOUNT_LOGIN_PASSWORD_VERIFIED, actor=f"citizen:{user.id}",
-               subject_user_id=user.id, details={"amr": ["pwd"]})
+        entries.append(entry(AuditTag.ACCOUNT_LOGIN_PASSWORD_VERIFIED,
+                             actor=f"citizen:{user.id}", subject_user_id=user.id,
+                             details={"amr": ["pwd"]}))
     else:
-        THROTTLE.clear_account(email)
-        record(session, AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user.id}",
-               subject_user_id=user.id, details={"amr": ["pwd"]})
+        THROTTLE.clear_account(email, key=key)
+        entries.append(entry(AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user.id}",
+                             subject_user_id=user.id, details={"amr": ["pwd"]}))
+    insert_now(session, *entries)
     return PasswordLogin(user, second_factor)
 
 

@@ -11,6 +11,7 @@ from servicekonto import create_app
 from servicekonto.accounts.models import User
 from servicekonto.accounts.services import set_disabled
 from servicekonto.audit import AuditTag
+from servicekonto.audit.models import AuditEvent
 from servicekonto.db import db
 from tests.accounts.conftest import (
     PASSWORD,
@@ -207,12 +208,47 @@ def test_password_is_rehashed_when_the_parameters_rise(app, migrated_database, t
         with stronger.app_context():
             new_hash = db.session.scalar(select(User.password_hash).where(User.id == user.id))
         assert new_hash != old_hash and "m=8192" in new_hash and "t=2" in new_hash
-        assert str(AuditTag.ACCOUNT_PASSWORD_REHASHED) in audit_tags(app, user.id)
+        tags = audit_tags(app, user.id)
+        assert tags[-2:] == [str(AuditTag.ACCOUNT_PASSWORD_REHASHED),
+                             str(AuditTag.ACCOUNT_LOGIN_SUCCESS)]  # the order of the entries
         # and the new hash works
         assert login(stronger.test_client(), user.email).status_code == 302
         assert audit_tags(app, user.id).count(str(AuditTag.ACCOUNT_PASSWORD_REHASHED)) == 1
     finally:
         stronger.extensions["servicekonto.db"].engine.dispose()
+
+
+def test_the_hash_runs_outside_any_database_transaction(app, client, monkeypatch):
+    """The Argon2id verify (and a wait for its slot) holds no pooled connection."""
+    from servicekonto.accounts import passwords
+
+    user = make_user(app)
+    seen: list[bool] = []
+    real = passwords.verify_password
+
+    def watching(password_hash: str, password: str) -> bool:
+        seen.append(db.session.in_transaction())
+        return real(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", watching)
+    client.get("/login")
+    assert login(client, user.email).status_code == 302
+    assert login(app.test_client(), user.email, "wrong-password-x").status_code == 200
+    assert seen == [False, False]
+
+
+def test_successful_login_writes_the_same_audit_entry(app, client):
+    user = make_user(app)
+    client.get("/login")
+    assert login(client, user.email).status_code == 302
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.subject_user_id == user.id).order_by(AuditEvent.id.desc())).first()
+        assert event is not None
+        assert (event.tag, event.actor, event.details, event.ip) == (
+            str(AuditTag.ACCOUNT_LOGIN_SUCCESS), f"citizen:{user.id}", '{"amr":["pwd"]}',
+            "127.0.0.1")
+        assert event.occurred_at is not None and event.user_agent_hash
 
 
 def test_missing_or_forged_csrf_token_gives_the_400_page(app, client):
