@@ -1,0 +1,42 @@
+"""A password login's database statements (CI guard for the login path, issue #7).
+
+Counted like tests/perf/test_query_counts.py (a ``before_cursor_execute`` listener on the app's
+engine during the one form post). A login is not one of the <= 4 round-trip hot paths: it
+reads the session row, the account (autocommit, so that the Argon2id hash holds no connection),
+each second-factor kind's count, writes its audit entry and rotates the session (delete the old
+row, upsert the new one). Seven statements; any addition shows here at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.oidc.conftest import PASSWORD, Provider
+from tests.perf.test_query_counts import counting, round_trips
+from tests.support.forms import parse_forms
+
+LOGIN_STATEMENTS = 7
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"audit_seal_after_commit": False}
+
+
+def test_password_login(provider: Provider):
+    email = provider.citizen()
+    browser = provider.browser()
+    browser.login(email)  # warm caches and pools, then a fresh browser
+    browser = provider.browser()
+    page = browser.http.get(provider.base + "/login")
+    fields = {**parse_forms(page.text)[0]["fields"], "email": email,
+              "password": PASSWORD}
+    with counting(provider) as counter:
+        response = browser.http.post(provider.base + "/login", data=fields,
+                                     allow_redirects=False)
+    assert response.status_code == 302, response.text[:300]
+    listing = "\n".join(counter.statements)
+    assert round_trips(counter.statements) <= LOGIN_STATEMENTS, listing
+    assert sum(s.startswith("INSERT INTO audit_events") for s in counter.statements) == 1, listing
