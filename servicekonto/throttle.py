@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -47,25 +48,34 @@ class Throttle:
 
     @staticmethod
     def limit(spec: str) -> RateLimitItem:
-        return parse(spec)
+        return _parse(spec)
 
     def retry_after(self, spec: str, *identifiers: str) -> int | None:
-        """Seconds until another attempt is allowed, or None when not blocked."""
-        item = parse(spec)
-        if self._run("test", item, *identifiers):
+        """Seconds until another attempt is allowed, or None when not blocked.
+
+        One storage call (one Redis round trip): the window's stats say both whether it is
+        full (what the strategy's ``test`` checks: no attempt remaining) and when it resets.
+        """
+        reset_at, remaining = self._run("get_window_stats", _parse(spec), *identifiers)
+        if remaining > 0:
             return None
-        reset_at, _remaining = self._run("get_window_stats", item, *identifiers)
         return max(1, int(reset_at - time.time()) + 1)
 
     def hit(self, spec: str, *identifiers: str) -> bool:
         """Count one attempt; False when this attempt exceeded the limit."""
-        return self._run("hit", parse(spec), *identifiers)
+        return self._run("hit", _parse(spec), *identifiers)
 
     def remaining(self, spec: str, *identifiers: str) -> int:
-        return self._run("get_window_stats", parse(spec), *identifiers)[1]
+        return self._run("get_window_stats", _parse(spec), *identifiers)[1]
 
     def clear(self, spec: str, *identifiers: str) -> None:
-        self._run("clear", parse(spec), *identifiers)
+        self._run("clear", _parse(spec), *identifiers)
+
+
+@lru_cache(maxsize=64)
+def _parse(spec: str) -> RateLimitItem:
+    """Parsed once per spec (the specs come from the settings: a handful of strings)."""
+    return parse(spec)
 
 
 def get_throttle() -> Throttle:
