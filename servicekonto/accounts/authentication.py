@@ -82,11 +82,12 @@ def _find_user(session: Session, normalised: str | None) -> User | None:
     autocommit (no BEGIN) and the session gives its connection back to the pool at once
     (``expire_on_commit=False`` keeps the row loaded); the writes after the hash begin a new
     transaction. When a transaction is already open (a signed-in citizen re-authenticating:
-    Flask-Login loaded the user), the read joins it as before.
+    Flask-Login loaded the user) or changes are pending, the read joins it as before: nothing
+    of the caller's is ever committed here.
     """
     if normalised is None:
         return None
-    if session.in_transaction():
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
         return find_by_email(session, normalised, normalised=True)
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:

@@ -237,6 +237,22 @@ def test_the_hash_runs_outside_any_database_transaction(app, client, monkeypatch
     assert seen == [False, False]
 
 
+def test_authenticate_never_commits_pending_changes_of_the_caller(app):
+    """The early hand-back of the connection applies only to a fresh unit of work."""
+    from servicekonto.accounts import authentication
+
+    user = make_user(app)
+    stranger = unique_email("pending")
+    with app.test_request_context("/login", method="POST"):
+        db.session.add(User(email=stranger, password_hash="x", given_name="P",
+                            family_name="Q", locale="de"))
+        result = authentication.authenticate(db.session, user.email, PASSWORD, ip="127.0.0.1")
+        assert result.user.id == user.id
+        db.session.rollback()
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.email == stranger)) is None
+
+
 def test_successful_login_writes_the_same_audit_entry(app, client):
     user = make_user(app)
     client.get("/login")
