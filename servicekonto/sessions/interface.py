@@ -123,9 +123,10 @@ class ServerSideSessionInterface(SessionInterface):
             return  # nothing worth storing; do not set a cookie
 
         new_token = None
+        replaced = None
         if record is None or session.rotate_requested:
             if record is not None:
-                self.store.delete(record.key)
+                replaced = record.key  # removed together with the new row's write below
             new_token = secrets.token_urlsafe(32)
             idle, absolute = self.limits_for(dict(session))
             record = SessionRecord(
@@ -141,7 +142,10 @@ class ServerSideSessionInterface(SessionInterface):
             record.last_seen_at = now
             record.idle_seconds = int(idle.total_seconds())
             record.expires_at = min(record.expires_at, record.created_at + absolute)
-            self.store.save(record)
+            if replaced is not None:
+                self.store.replace(replaced, record)
+            else:
+                self.store.save(record)
         elif now - record.last_seen_at >= TOUCH_INTERVAL:
             record.last_seen_at = now
             self.store.touch(record)

@@ -57,12 +57,14 @@ class SessionStore(Protocol):
     def save(self, record: SessionRecord) -> None: ...
     def touch(self, record: SessionRecord) -> None: ...
     def delete(self, key: str) -> None: ...
+    def replace(self, old_key: str, record: SessionRecord) -> None: ...
     def list_for_user(self, user_id: int) -> list[SessionRecord]: ...
     def delete_for_user(self, user_id: int, keep: str | None = None) -> list[SessionRecord]: ...
     def purge_expired(self) -> int: ...
 
 
 _LOAD = select(WebSession.__table__).where(WebSession.key == bindparam("key"))
+_DELETE = delete(WebSession.__table__).where(WebSession.key == bindparam("key"))
 
 
 _UPSERTS: dict[str, Any] = {}
@@ -110,16 +112,27 @@ class DatabaseSessionStore:
         return self._to_record(row) if row else None  # type: ignore[arg-type]
 
     def save(self, record: SessionRecord) -> None:
+        self._write(record)
+
+    def replace(self, old_key: str, record: SessionRecord) -> None:
+        """Rotation (every login): the old row goes and the new one comes in one transaction."""
+        self._write(record, old_key=old_key)
+
+    def _write(self, record: SessionRecord, old_key: str | None = None) -> None:
         values = dict(key=record.key, user_id=record.user_id, data=json.dumps(record.data),
                       created_at=record.created_at, last_seen_at=record.last_seen_at,
                       expires_at=record.expires_at, idle_seconds=record.idle_seconds)
         upsert = _upsert(self.engine.dialect.name)
         if upsert is None:
             with Session(self.engine) as session, session.begin():
+                if old_key is not None:
+                    session.execute(_DELETE, {"key": old_key})
                 session.merge(WebSession(**values))
             return
         # One statement instead of merge()'s SELECT and INSERT/UPDATE (every login saves).
         with self.engine.begin() as conn:
+            if old_key is not None:
+                conn.execute(_DELETE, {"key": old_key})
             conn.execute(upsert, values)
 
     def touch(self, record: SessionRecord) -> None:
@@ -128,8 +141,8 @@ class DatabaseSessionStore:
                             .values(last_seen_at=record.last_seen_at))
 
     def delete(self, key: str) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.execute(delete(WebSession).where(WebSession.key == key))
+        with self.engine.begin() as conn:
+            conn.execute(_DELETE, {"key": key})
 
     def list_for_user(self, user_id: int) -> list[SessionRecord]:
         now = utcnow()
@@ -203,6 +216,10 @@ class RedisSessionStore:
     def touch(self, record: SessionRecord) -> None:
         self.save(record)
 
+    def replace(self, old_key: str, record: SessionRecord) -> None:
+        self.delete(old_key)
+        self.save(record)
+
     def delete(self, key: str) -> None:
         raw = self.redis.getdel(self.PREFIX + key)
         if raw:
@@ -266,6 +283,10 @@ class FallbackSessionStore:
         self.fallback.save(record)
 
     def touch(self, record: SessionRecord) -> None:
+        self.save(record)
+
+    def replace(self, old_key: str, record: SessionRecord) -> None:
+        self.delete(old_key)
         self.save(record)
 
     def delete(self, key: str) -> None:

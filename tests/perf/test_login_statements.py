@@ -4,9 +4,9 @@ Counted like tests/perf/test_query_counts.py (a ``before_cursor_execute`` listen
 engine during the one form post; a committed transaction adds its BEGIN and COMMIT). A login is
 not one of the hot paths with a round-trip limit: it reads the session row and the account (both
 autocommit: the Argon2id hash holds no connection), then in one transaction each second-factor
-kind's count and its audit entry, and rotates the session (delete the old row, upsert the new
-one: two transactions of the session store). Seven statements in three transactions: 13 round
-trips; any addition shows here at once.
+kind's count and its audit entry, and rotates the session (delete the old row and upsert the new
+one in one transaction of the session store: ``SessionStore.replace``). Seven statements in two
+transactions: 11 round trips; any addition shows here at once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.perf.test_query_counts import counting, round_trips
 from tests.support.forms import parse_forms
 
 LOGIN_STATEMENTS = 7
-LOGIN_ROUND_TRIPS = 13
+LOGIN_ROUND_TRIPS = 11
 
 
 @pytest.fixture

@@ -78,6 +78,39 @@ def test_delete(store):
     store.delete(record.key)  # deleting twice is harmless
 
 
+def test_replace_rotates_the_key(store):
+    user = a_user_id()
+    old = new_record()  # before login: no user
+    store.save(old)
+    new = new_record(user)
+    store.replace(old.key, new)
+    assert store.load(old.key) is None
+    assert store.load(new.key) == new
+    assert [r.key for r in store.list_for_user(user)] == [new.key]
+
+
+def test_replace_is_one_transaction_in_the_database(app):
+    """A login's rotation: DELETE and upsert commit together (one BEGIN/COMMIT, not two)."""
+    from sqlalchemy import event
+
+    engine = app.extensions["servicekonto.db"].engine
+    db_store = DatabaseSessionStore(engine)
+    old = new_record()
+    db_store.save(old)
+    commits: list[int] = []
+
+    def on_commit(conn) -> None:  # noqa: ANN001
+        commits.append(1)
+
+    event.listen(engine, "commit", on_commit)
+    try:
+        db_store.replace(old.key, new_record(a_user_id()))
+    finally:
+        event.remove(engine, "commit", on_commit)
+    assert len(commits) == 1
+    assert db_store.load(old.key) is None
+
+
 def test_list_and_delete_for_user(store):
     user, other = a_user_id(), a_user_id()
     first = new_record(user, age=dt.timedelta(minutes=5))
