@@ -292,9 +292,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                                  "refresh": with_refresh, "family": values["family_id"]}),
                   _release_entry(client, user.id, names, "id_token")]
         with db.reader.connect() as conn:
-            written = execute_audited_many(conn, db.engine, _REDEEM_AUDITED,
-                                           {**tokens.chained_params(values), "code_id": row.id, "now": utcnow()},
-                                           audits)
+            params = {**tokens.chained_params(values), "code_id": row.id, "now": utcnow()}
+            written = execute_audited_many(conn, db.engine, _REDEEM_AUDITED, params, audits)
         if not written:  # a parallel request redeemed it first
             self._replayed(client, row)
         body = _token_body(access, refresh, row.scope,
@@ -408,10 +407,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                             subject_user_id=user.id, client_id=client.client_id,
                             details={"scope": scope.split(), "family": old.family_id}))
         now = utcnow()
+        params = {**tokens.chained_params(values), "token_id": old.id, "rotated": now,
+                  "revoked": now}
         with db.reader.connect() as conn:
-            written = execute_audited_many(
-                conn, db.engine, _ROTATE_AUDITED[len(audits)],
-                {**tokens.chained_params(values), "token_id": old.id, "rotated": now, "revoked": now}, audits)
+            written = execute_audited_many(conn, db.engine, _ROTATE_AUDITED[len(audits)],
+                                           params, audits)
         if not written:  # used in parallel: a reuse
             self._reused(client, old)
         body = _token_body(access, refresh, scope, settings["access_token_lifetime_seconds"],
