@@ -53,6 +53,7 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from oidc import claims as claims_mod
@@ -70,7 +71,7 @@ from servicekonto.accounts import login_session
 from servicekonto.accounts.models import User
 from servicekonto.accounts.trust_levels import rank
 from servicekonto.audit import AuditTag, record
-from servicekonto.audit.service import entry, insert_now
+from servicekonto.audit.service import entry, execute_audited, insert_from, insert_now
 from servicekonto.consent import service as consent_service
 from servicekonto.consent.models import Consent
 from servicekonto.db import db, utcnow
@@ -436,6 +437,11 @@ def _consent_page(client: Client, areq: AuthRequest, pending_id: str) -> Respons
 
 
 _INSERT_CODE = insert(AuthorizationCode.__table__)
+#: PostgreSQL: the code INSERT as a data-modifying CTE and its audit entry, one statement.
+_CODES = AuthorizationCode.__table__
+_ISSUE_CODE_AUDITED = insert_from(
+    insert(_CODES).values({c.name: bindparam(c.name) for c in _CODES.c if c.name != "id"})
+    .returning(_CODES.c.id).cte("issued"))
 _USER_AND_CONSENT = (
     select(User, Consent)
     .outerjoin(Consent, and_(Consent.user_id == User.id,
@@ -443,23 +449,38 @@ _USER_AND_CONSENT = (
     .where(User.id == bindparam("user_id")))
 
 
-def _issue_code(client: Client, areq: AuthRequest, auth: login_session.AuthState) -> Response:
+def _issue_code(client: Client, areq: AuthRequest, auth: login_session.AuthState, *,
+                in_session: bool = False) -> Response:
+    """Write the code and its audit entry, then send the citizen back to the portal.
+
+    PostgreSQL: one autocommit statement (the INSERT as a data-modifying CTE feeding the audit
+    INSERT; atomic on its own), unless the request already wrote in ``db.session``
+    (``in_session``: a consent just given), which then commits code, entry and consent
+    together. SQLite: the two INSERTs in the session's transaction.
+    """
     settings = current_settings()
     value, digest = new_secret()
     now = utcnow()
-    # Core INSERTs (no ORM flush): the hot path of a signed-in citizen's authorize request.
-    db.session.execute(_INSERT_CODE, dict(
+    values = dict(
         code_hash=digest, client_pk=client.id, user_id=auth.user_id,
         redirect_uri=areq.redirect_uri, scope=areq.scope, nonce=areq.nonce,
         code_challenge=areq.code_challenge, code_challenge_method=areq.code_challenge_method,
         claims_request=areq.claims_request, auth_time=auth.auth_time, acr=auth.acr,
         amr=list(auth.amr), sid=auth.sid, created_at=now, used_at=None,
-        expires_at=now + dt.timedelta(seconds=settings["authorization_code_lifetime_seconds"])))
-    insert_now(db.session, entry(
+        expires_at=now + dt.timedelta(seconds=settings["authorization_code_lifetime_seconds"]))
+    audit = entry(
         AuditTag.OIDC_CODE_ISSUED, actor=f"citizen:{auth.user_id}",
         subject_user_id=auth.user_id, client_id=client.client_id,
-        details={"scope": areq.scope.split(), "acr": auth.acr}))
-    db.session.commit()
+        details={"scope": areq.scope.split(), "acr": auth.acr})
+    engine = db.engine
+    if engine.dialect.name == "postgresql" and not in_session:
+        with db.reader.connect() as conn:
+            execute_audited(conn, engine, _ISSUE_CODE_AUDITED, values, audit)
+    else:
+        # Core INSERTs (no ORM flush): the hot path of a signed-in citizen's authorize request.
+        db.session.execute(_INSERT_CODE, values)
+        insert_now(db.session, audit)
+        db.session.commit()
     return _deliver(_target(areq), {"code": value})
 
 
@@ -478,8 +499,14 @@ def _user_and_consent(auth: login_session.AuthState | None,
     """The signed-in citizen and their consent for ``client`` in one query (hot path)."""
     if auth is None:
         return None, None
-    row = db.session.execute(_USER_AND_CONSENT,
-                             {"user_id": auth.user_id, "client_pk": client.id}).first()
+    params = {"user_id": auth.user_id, "client_pk": client.id}
+    if db.engine.dialect.name == "postgresql":
+        # Autocommit (no BEGIN/ROLLBACK round trips): a read-only Session on ``db.reader``;
+        # the rows come back detached with their columns loaded.
+        with Session(db.reader) as reader:
+            row = reader.execute(_USER_AND_CONSENT, params).first()
+    else:
+        row = db.session.execute(_USER_AND_CONSENT, params).first()
     if row is None or row[0].is_disabled:
         return None, None
     return row[0], row[1]
@@ -649,7 +676,7 @@ def consent() -> Response:
                                                     "The citizen refused consent."))
     consent_service.grant(db.session, user_id=user.id, client=client, scopes=scopes,
                           claims=wanted)
-    return _issue_code(client, areq, auth)
+    return _issue_code(client, areq, auth, in_session=True)
 
 
 @bp.route("/token", methods=["POST"])

@@ -15,7 +15,11 @@ Authlib dispatches on ``grant_type``, authenticates the client (methods register
   no refresh token, no user scopes.
 
 Every issued token and every ID token's claim names are audited in the same atomic unit: the
-same transaction, or (client credentials on PostgreSQL) the same statement.
+same transaction (SQLite), or on PostgreSQL the same statement. There the code redemption and
+the refresh rotation are one autocommit statement each: the conditional UPDATE, the new token's
+INSERT fed by the UPDATE's ``RETURNING`` and the audit entries' INSERT fed by the token's, as
+data-modifying CTEs. When the UPDATE matches no row (a parallel request won), nothing at all is
+written and the request takes the replay path as before. The lookups before run in autocommit.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from joserfc import jwt
 from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.orm import Session
 
 from oidc import claims as claims_mod
 from oidc import pkce, tokens
@@ -41,7 +46,14 @@ from oidc.models import AuthorizationCode, Client, Token
 from oidc.server import issuer, subject_for
 from servicekonto.accounts.models import User
 from servicekonto.audit import AuditTag, record
-from servicekonto.audit.service import entry, execute_audited, insert_from, insert_now
+from servicekonto.audit.service import (
+    entry,
+    execute_audited,
+    execute_audited_many,
+    insert_from,
+    insert_many_from,
+    insert_now,
+)
 from servicekonto.consent.models import Consent
 from servicekonto.db import db, utcnow
 from servicekonto.settings import current_settings
@@ -77,6 +89,17 @@ _ROTATE = (update(_TOKENS)
            .values(rotated_at=bindparam("rotated"), revoked_at=bindparam("revoked")))
 #: PostgreSQL: a new token and its audit entry in one statement (client credentials).
 _ISSUE_AUDITED = insert_from(tokens.INSERT_CTE)
+#: PostgreSQL: redemption + new token + its two audit entries (token issued, ID token claims
+#: released) in one statement; refresh: rotation + new token + one or two entries.
+_REDEEM_AUDITED = insert_many_from(
+    tokens.insert_from_cte(_REDEEM.returning(_CODES.c.id).cte("used")), 2)
+_ROTATED_CHAIN = tokens.insert_from_cte(_ROTATE.returning(_TOKENS.c.id).cte("rotated"))
+_ROTATE_AUDITED = {count: insert_many_from(_ROTATED_CHAIN, count) for count in (1, 2)}
+
+
+def _chained() -> bool:
+    """Whether the token grants write in one chained statement (PostgreSQL)."""
+    return db.engine.dialect.name == "postgresql"
 
 
 def _with_user_and_grant(column: Any, digest: str) -> tuple[Any, User | None, list[str]]:
@@ -92,7 +115,13 @@ def _with_user_and_grant(column: Any, digest: str) -> tuple[Any, User | None, li
             .outerjoin(Consent, and_(Consent.user_id == model.user_id,
                                      Consent.client_pk == model.client_pk))
             .where(column == bindparam("digest")))
-    found = db.session.execute(stmt, {"digest": digest}).first()
+    if _chained():
+        # Autocommit (no BEGIN/ROLLBACK round trips): a read-only Session on ``db.reader``;
+        # the rows come back detached with their columns loaded.
+        with Session(db.reader) as reader:
+            found = reader.execute(stmt, {"digest": digest}).first()
+    else:
+        found = db.session.execute(stmt, {"digest": digest}).first()
     if found is None:
         return None, None, []
     return found[0], found[1], list(found[2] or [])
@@ -202,6 +231,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         client: Client = self.request.client
         row: AuthorizationCode = self.request.authorization_code
         signing = signing_key_for(client)
+        if _chained():
+            return self._redeem_chained(client, row, signing)
         claimed = db.session.execute(_REDEEM, {"code_id": row.id, "now": utcnow()})
         if claimed.rowcount != 1:  # a parallel request redeemed it first
             db.session.rollback()
@@ -229,6 +260,42 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                      "family": token.family_id}),
             _release_entry(client, user.id, names, "id_token"))
         db.session.commit()
+        body = _token_body(access, refresh, row.scope,
+                           settings["access_token_lifetime_seconds"], id_tok)
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+    def _redeem_chained(self, client: Client, row: AuthorizationCode, signing: tuple[str, str, Any],
+                        ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """PostgreSQL: redeem the code, issue the token and audit both as ONE autocommit
+        statement. A code redeemed in parallel (the UPDATE matched no row) writes nothing and
+        takes the replay path."""
+        user, granted = self.request.code_user
+        user = _live(user)  # before: the same error, its redemption rolled back
+        settings = current_settings()
+        scopes = row.scope.split()
+        grant_types = client.grant_types or []
+        with_refresh = "refresh_token" in grant_types and (
+            "offline_access" in scopes or client.always_issue_refresh_token)
+        values, access, refresh = tokens.new_token(
+            client=client, user_id=user.id, scope=row.scope, grant_type=self.GRANT_TYPE,
+            with_refresh=with_refresh, settings=settings, claims_request=row.claims_request,
+            authorization_code_id=row.id, sid=row.sid, auth_time=row.auth_time, acr=row.acr,
+            amr=row.amr)
+        id_tok, names = id_token(client, user, access_token=access, auth_time=row.auth_time,
+                                 acr=row.acr, amr=row.amr, sid=row.sid, nonce=row.nonce,
+                                 claims_request=row.claims_request, granted=granted,
+                                 signing=signing)
+        audits = [entry(AuditTag.OIDC_TOKEN_ISSUED, actor=f"client:{client.client_id}",
+                        subject_user_id=user.id, client_id=client.client_id,
+                        details={"grant_type": self.GRANT_TYPE, "scope": scopes,
+                                 "refresh": with_refresh, "family": values["family_id"]}),
+                  _release_entry(client, user.id, names, "id_token")]
+        with db.reader.connect() as conn:
+            params = {**tokens.chained_params(values), "code_id": row.id, "now": utcnow()}
+            written = execute_audited_many(conn, db.engine, _REDEEM_AUDITED, params, audits)
+        if not written:  # a parallel request redeemed it first
+            self._replayed(client, row)
         body = _token_body(access, refresh, row.scope,
                            settings["access_token_lifetime_seconds"], id_tok)
         return 200, body, self.TOKEN_RESPONSE_HEADER
@@ -275,6 +342,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         old: Token = self.request.refresh_token
         scope: str = self.request.refresh_scope
         signing = signing_key_for(client) if "openid" in scope.split() else None
+        if _chained():
+            return self._rotate_chained(client, old, scope, signing)
         now = utcnow()
         rotated = db.session.execute(_ROTATE, {"token_id": old.id, "rotated": now,
                                                 "revoked": now})
@@ -305,6 +374,46 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                            details={"scope": scope.split(), "family": old.family_id}))
         insert_now(db.session, *audit)
         db.session.commit()
+        body = _token_body(access, refresh, scope, settings["access_token_lifetime_seconds"],
+                           id_tok)
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+    def _rotate_chained(self, client: Client, old: Token, scope: str,
+                        signing: tuple[str, str, Any] | None,
+                        ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """PostgreSQL: rotate the old refresh token, issue the new one and audit both as ONE
+        autocommit statement. A token used in parallel (the UPDATE matched no row) writes
+        nothing and takes the reuse path."""
+        user, granted = self.request.token_user
+        user = _live(user)  # before: the same error, its rotation rolled back
+        settings = current_settings()
+        values, access, refresh = tokens.new_token(
+            client=client, user_id=user.id, scope=scope, grant_type=self.GRANT_TYPE,
+            with_refresh=True, settings=settings, claims_request=old.claims_request,
+            family_id=old.family_id, authorization_code_id=old.authorization_code_id,
+            sid=old.sid, auth_time=old.auth_time, acr=old.acr, amr=old.amr,
+            refresh_expires_at=old.refresh_expires_at)
+        id_tok = None
+        audits = []
+        if signing is not None:
+            id_tok, names = id_token(client, user, access_token=access,
+                                     auth_time=old.auth_time, acr=old.acr, amr=old.amr,
+                                     sid=old.sid, nonce=None,
+                                     claims_request=old.claims_request, granted=granted,
+                                     signing=signing)
+            audits.append(_release_entry(client, user.id, names, "id_token"))
+        audits.append(entry(AuditTag.OIDC_TOKEN_REFRESHED, actor=f"client:{client.client_id}",
+                            subject_user_id=user.id, client_id=client.client_id,
+                            details={"scope": scope.split(), "family": old.family_id}))
+        now = utcnow()
+        params = {**tokens.chained_params(values), "token_id": old.id, "rotated": now,
+                  "revoked": now}
+        with db.reader.connect() as conn:
+            written = execute_audited_many(conn, db.engine, _ROTATE_AUDITED[len(audits)],
+                                           params, audits)
+        if not written:  # used in parallel: a reuse
+            self._reused(client, old)
         body = _token_body(access, refresh, scope, settings["access_token_lifetime_seconds"],
                            id_tok)
         return 200, body, self.TOKEN_RESPONSE_HEADER

@@ -116,6 +116,28 @@ INSERT_CTE = (insert(Token.__table__)
               .returning(Token.__table__.c.id).cte("issued"))
 
 
+def insert_from_cte(source: Any) -> Any:
+    """PostgreSQL: ``INSERT INTO oidc_tokens (...) SELECT :token_<column>, ... FROM source
+    RETURNING id`` as the data-modifying CTE ``issued``: one new token per row ``source``
+    returns, none when it returns none. For chaining a token on a conditional UPDATE (code
+    redemption, refresh rotation) in one statement; feed it to
+    ``audit.service.insert_many_from`` and pass the values through ``chained_params``.
+
+    The parameters are prefixed: a parameter named like a column of the UPDATE's table would
+    make SQLAlchemy add it to that UPDATE's SET clause."""
+    table = Token.__table__
+    columns = [c for c in table.c if c.name != "id"]
+    values = select(*[bindparam(f"token_{c.name}", type_=c.type)
+                      for c in columns]).select_from(source)
+    return (insert(table).from_select([c.name for c in columns], values)
+            .returning(table.c.id).cte("issued"))
+
+
+def chained_params(values: dict[str, Any]) -> dict[str, Any]:
+    """``new_token``'s values as the parameters of ``insert_from_cte``."""
+    return {f"token_{name}": value for name, value in values.items()}
+
+
 def is_access_active(token: Token | None, now: dt.datetime | None = None) -> bool:
     now = now or utcnow()
     return (token is not None and token.revoked_at is None

@@ -24,7 +24,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from flask import has_request_context, request
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from servicekonto.audit.models import AuditChainHead, AuditEvent
@@ -164,6 +164,37 @@ def execute_audited(conn: Connection, engine: Engine, statement: Any,
                                                          for k in _ENTRY_COLUMNS}}).all())
     if written:
         audit_committed(engine, [(row["tag"], row["details"])] * written)
+    return written
+
+
+def insert_many_from(cte: Any, count: int) -> Any:
+    """Like ``insert_from``, with ``count`` audit entries per row ``cte`` returns (one SELECT
+    per entry, ``UNION ALL``; bind parameters ``audit<i>_<column>``), in that order. For a
+    change that is audited by several entries (a token with its ID token's claims). Build it
+    once per count and run it with ``execute_audited_many``."""
+    table = AuditEvent.__table__
+    selects = [select(*[bindparam(f"audit{i}_{name}", type_=table.c[name].type)
+                        for name in _ENTRY_COLUMNS]).select_from(cte) for i in range(count)]
+    source = selects[0] if count == 1 else union_all(*selects)
+    return (insert(table).from_select(list(_ENTRY_COLUMNS), source)
+            .returning(table.c.id))
+
+
+def execute_audited_many(conn: Connection, engine: Engine, statement: Any,
+                         params: dict[str, Any], audits: list[dict[str, Any]]) -> int:
+    """``execute_audited`` for a statement from ``insert_many_from(cte, len(audits))``: the
+    change and all its audit entries in one autocommit statement (one round trip, one atomic
+    unit), then the after-commit hooks. Returns how many entries were written (0: the change
+    matched no row, so nothing was written at all)."""
+    now = utcnow()
+    binds: dict[str, Any] = {}
+    for i, audit in enumerate(audits):
+        row = {**audit, "occurred_at": now}
+        binds.update({f"audit{i}_{k}": row[k] for k in _ENTRY_COLUMNS})
+    written = len(conn.execute(statement, {**params, **binds}).all())
+    if written:
+        audit_committed(engine, [(a["tag"], a["details"]) for a in audits]
+                        * (written // len(audits)))
     return written
 
 
