@@ -190,6 +190,33 @@ def _release_entry(client: Client, user_id: int, names: list[str], via: str) -> 
                  details={"via": via, "claims": ["sub", *names]})
 
 
+def _issues_refresh(client: Client, scopes: list[str]) -> bool:
+    """A code grant comes with a refresh token when the portal may refresh and asked for
+    offline access (or is registered to always get one)."""
+    return "refresh_token" in (client.grant_types or []) and (
+        "offline_access" in scopes or client.always_issue_refresh_token)
+
+
+def _refresh_outputs(client: Client, user: Any, old: Token, scope: str, granted: Any,
+                     access: str, signing: tuple[str, str, Any] | None,
+                     ) -> tuple[str | None, list[dict[str, Any]]]:
+    """A refresh's ID token (openid scope only) and its audit entries, in the order both
+    write paths (transaction, chained statement) record them."""
+    id_tok = None
+    audits = []
+    if signing is not None:
+        id_tok, names = id_token(client, user, access_token=access,
+                                 auth_time=old.auth_time, acr=old.acr, amr=old.amr,
+                                 sid=old.sid, nonce=None,
+                                 claims_request=old.claims_request, granted=granted,
+                                 signing=signing)
+        audits.append(_release_entry(client, user.id, names, "id_token"))
+    audits.append(entry(AuditTag.OIDC_TOKEN_REFRESHED, actor=f"client:{client.client_id}",
+                        subject_user_id=user.id, client_id=client.client_id,
+                        details={"scope": scope.split(), "family": old.family_id}))
+    return id_tok, audits
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
@@ -241,9 +268,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         user = _live(user)
         settings = current_settings()
         scopes = row.scope.split()
-        grant_types = client.grant_types or []
-        with_refresh = "refresh_token" in grant_types and (
-            "offline_access" in scopes or client.always_issue_refresh_token)
+        with_refresh = _issues_refresh(client, scopes)
         token, access, refresh = tokens.issue(
             db.session, client=client, user_id=user.id, scope=row.scope,
             grant_type=self.GRANT_TYPE, with_refresh=with_refresh, settings=settings,
@@ -264,7 +289,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                            settings["access_token_lifetime_seconds"], id_tok)
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
-
     def _redeem_chained(self, client: Client, row: AuthorizationCode, signing: tuple[str, str, Any],
                         ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """PostgreSQL: redeem the code, issue the token and audit both as ONE autocommit
@@ -274,9 +298,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         user = _live(user)  # before: the same error, its redemption rolled back
         settings = current_settings()
         scopes = row.scope.split()
-        grant_types = client.grant_types or []
-        with_refresh = "refresh_token" in grant_types and (
-            "offline_access" in scopes or client.always_issue_refresh_token)
+        with_refresh = _issues_refresh(client, scopes)
         values, access, refresh = tokens.new_token(
             client=client, user_id=user.id, scope=row.scope, grant_type=self.GRANT_TYPE,
             with_refresh=with_refresh, settings=settings, claims_request=row.claims_request,
@@ -360,24 +382,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             authorization_code_id=old.authorization_code_id, sid=old.sid,
             auth_time=old.auth_time, acr=old.acr, amr=old.amr,
             refresh_expires_at=old.refresh_expires_at)
-        id_tok = None
-        audit = []
-        if signing is not None:
-            id_tok, names = id_token(client, user, access_token=access,
-                                     auth_time=old.auth_time, acr=old.acr, amr=old.amr,
-                                     sid=old.sid, nonce=None,
-                                     claims_request=old.claims_request, granted=granted,
-                                     signing=signing)
-            audit.append(_release_entry(client, user.id, names, "id_token"))
-        audit.append(entry(AuditTag.OIDC_TOKEN_REFRESHED, actor=f"client:{client.client_id}",
-                           subject_user_id=user.id, client_id=client.client_id,
-                           details={"scope": scope.split(), "family": old.family_id}))
+        id_tok, audit = _refresh_outputs(client, user, old, scope, granted, access, signing)
         insert_now(db.session, *audit)
         db.session.commit()
         body = _token_body(access, refresh, scope, settings["access_token_lifetime_seconds"],
                            id_tok)
         return 200, body, self.TOKEN_RESPONSE_HEADER
-
 
     def _rotate_chained(self, client: Client, old: Token, scope: str,
                         signing: tuple[str, str, Any] | None,
@@ -394,18 +404,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             family_id=old.family_id, authorization_code_id=old.authorization_code_id,
             sid=old.sid, auth_time=old.auth_time, acr=old.acr, amr=old.amr,
             refresh_expires_at=old.refresh_expires_at)
-        id_tok = None
-        audits = []
-        if signing is not None:
-            id_tok, names = id_token(client, user, access_token=access,
-                                     auth_time=old.auth_time, acr=old.acr, amr=old.amr,
-                                     sid=old.sid, nonce=None,
-                                     claims_request=old.claims_request, granted=granted,
-                                     signing=signing)
-            audits.append(_release_entry(client, user.id, names, "id_token"))
-        audits.append(entry(AuditTag.OIDC_TOKEN_REFRESHED, actor=f"client:{client.client_id}",
-                            subject_user_id=user.id, client_id=client.client_id,
-                            details={"scope": scope.split(), "family": old.family_id}))
+        id_tok, audits = _refresh_outputs(client, user, old, scope, granted, access, signing)
         now = utcnow()
         params = {**tokens.chained_params(values), "token_id": old.id, "rotated": now,
                   "revoked": now}
