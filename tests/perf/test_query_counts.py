@@ -36,9 +36,6 @@ from sqlalchemy import event
 
 from tests.oidc.conftest import Provider, http_get, http_post
 
-#: Round trips per request, transaction control included (docs/performance.md).
-MAX_STATEMENTS = 6
-
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
@@ -166,7 +163,8 @@ def round_trips(statements: list[str]) -> int:
     return count
 
 
-def _assert_within(counter: Counter, what: str, limit: int = MAX_STATEMENTS) -> None:
+def _assert_within(counter: Counter, what: str, limit: int) -> None:
+    """Exactly ``limit`` round trips, transaction control included (docs/performance.md)."""
     listing = "\n".join(counter.statements)
     trips = round_trips(counter.statements)
     assert trips == limit, f"{what}: {trips} round trips (expected {limit}):\n{listing}"
