@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import basic, database, environment, free_port, seed, settings_for  # noqa: E402
 
-SCENARIOS = ["discovery", "userinfo", "introspection", "client_credentials", "refresh",
+SCENARIOS = ["discovery", "jwks", "userinfo", "introspection", "client_credentials", "refresh",
              "authorize", "code_token", "login"]
 #: Logins cost tens of ms (Argon2id): at most this many are timed, whatever ``-n`` says.
 LOGIN_MAX = 200
@@ -114,6 +114,7 @@ def main() -> None:
 
             fixed = {
                 "discovery": environ("GET", "/.well-known/openid-configuration"),
+                "jwks": environ("GET", "/jwks.json"),
                 "userinfo": environ("GET", "/userinfo",
                                     {"Authorization": f"Bearer {access}"}),
                 "introspection": environ("POST", "/oauth/introspect",

@@ -38,6 +38,7 @@ from flask import Flask, current_app
 from sqlalchemy import bindparam, select, update
 
 from oidc.models import Client, Token
+from servicekonto import prepared
 from servicekonto.audit.service import record
 from servicekonto.audit.tags import AuditTag
 from servicekonto.db import utcnow
@@ -107,7 +108,7 @@ def _peek(token_string: str, hint: str | None) -> FoundToken | None:
     digest = {"digest": hash_token(token_string)}
     with db.reader.connect() as conn:
         for kind in _order(hint):
-            row = conn.execute(_PEEK[kind], digest).first()
+            row = prepared.fetch_first(conn, _PEEK[kind], digest)
             if row is not None:
                 return FoundToken(row, kind)  # type: ignore[arg-type]
     return None

@@ -19,6 +19,7 @@ from oidc import tokens
 from oidc.errors import JsonError, json_response
 from oidc.models import ClientStatus, Token
 from oidc.server import client_by_pk, subject_for
+from servicekonto import prepared
 from servicekonto.accounts.models import User
 from servicekonto.audit import AuditTag
 from servicekonto.audit.service import entry, insert_committed
@@ -82,7 +83,7 @@ def userinfo() -> Response:
             value = _bearer()
             # One query: the token with its citizen and consent (hot path); the client from
             # the client cache (oidc.server).
-            row = conn.execute(_LOOKUP, {"digest": tokens.hash_token(value)}).first()
+            row = prepared.fetch_first(conn, _LOOKUP, {"digest": tokens.hash_token(value)})
             if row is None or not tokens.is_access_active(row):  # type: ignore[arg-type]
                 raise JsonError("invalid_token",
                                 "The access token is invalid, expired or revoked.", 401,

@@ -27,6 +27,7 @@ from flask import has_request_context, request
 from sqlalchemy import Connection, Engine, bindparam, insert, select, text, union_all, update
 from sqlalchemy.orm import Session
 
+from servicekonto import prepared
 from servicekonto.audit.models import AuditChainHead, AuditEvent
 from servicekonto.audit.tags import AuditTag
 from servicekonto.db import utcnow
@@ -132,7 +133,10 @@ def insert_committed(conn: Connection, engine: Engine, *entries: dict[str, Any])
     """
     now = utcnow()
     rows = [{**e, "occurred_at": now} for e in entries]
-    conn.execute(_INSERT, rows if len(rows) > 1 else rows[0])
+    if len(rows) == 1:
+        prepared.execute(conn, _INSERT, rows[0], columns=_ENTRY_COLUMNS)
+    else:
+        conn.execute(_INSERT, rows)
     audit_committed(engine, [(r["tag"], r["details"]) for r in rows])
 
 
@@ -160,8 +164,8 @@ def execute_audited(conn: Connection, engine: Engine, statement: Any,
     (``audit_committed``). Returns how many entries were written (0: the change matched no
     row, so nothing was written at all)."""
     row = {**audit, "occurred_at": utcnow()}
-    written = len(conn.execute(statement, {**params, **{f"audit_{k}": row[k]
-                                                         for k in _ENTRY_COLUMNS}}).all())
+    written = len(prepared.fetch_all(conn, statement, {**params, **{f"audit_{k}": row[k]
+                                                                     for k in _ENTRY_COLUMNS}}))
     if written:
         audit_committed(engine, [(row["tag"], row["details"])] * written)
     return written
@@ -191,7 +195,7 @@ def execute_audited_many(conn: Connection, engine: Engine, statement: Any,
     for i, audit in enumerate(audits):
         row = {**audit, "occurred_at": now}
         binds.update({f"audit{i}_{k}": row[k] for k in _ENTRY_COLUMNS})
-    written = len(conn.execute(statement, {**params, **binds}).all())
+    written = len(prepared.fetch_all(conn, statement, {**params, **binds}))
     if written:
         audit_committed(engine, [(a["tag"], a["details"]) for a in audits]
                         * (written // len(audits)))
