@@ -38,13 +38,13 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from joserfc import jwt
 from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.orm import Session
 
 from oidc import claims as claims_mod
 from oidc import pkce, tokens
 from oidc.models import AuthorizationCode, Client, Token
 from oidc.server import issuer, subject_for
-from servicekonto.accounts.models import User
+from servicekonto import prepared
+from servicekonto.accounts.models import CitizenRow, User, citizen_columns
 from servicekonto.audit import AuditTag, record
 from servicekonto.audit.service import (
     entry,
@@ -77,6 +77,9 @@ def _check_grant_type(client: Client, grant_type: str) -> None:
 
 
 _LOOKUPS: dict[Any, Any] = {}
+#: The label prefix of the citizen's columns in the lookup rows (codes and tokens have their
+#: own ``id``, ``user_id`` and ``created_at``).
+_CITIZEN = "citizen_"
 _CODES, _TOKENS = AuthorizationCode.__table__, Token.__table__
 #: Single use of a code, one rotation of a refresh token: conditional UPDATEs (Core, built once;
 #: nothing in the session is synchronised, as before).
@@ -102,32 +105,33 @@ def _chained() -> bool:
     return db.engine.dialect.name == "postgresql"
 
 
-def _with_user_and_grant(column: Any, digest: str) -> tuple[Any, User | None, list[str]]:
+def _with_user_and_grant(column: Any, digest: str) -> tuple[Any, CitizenRow | None, list[str]]:
     """The code or token row whose hash ``column`` equals ``digest``, with its citizen and the
     claims they consented to for the row's client: one query instead of three (token endpoint
-    hot path). The statement is built once per column."""
+    hot path), as a plain row (the code's or token's columns by name, the citizen as a
+    ``CitizenRow``), no ORM entities. The statement is built once per column."""
     stmt = _LOOKUPS.get(column)
     if stmt is None:
         model = column.class_
         stmt = _LOOKUPS[column] = (
-            select(model, User, Consent.granted_claims)
+            select(*model.__table__.c, *citizen_columns(_CITIZEN), Consent.granted_claims)
             .outerjoin(User, User.id == model.user_id)
             .outerjoin(Consent, and_(Consent.user_id == model.user_id,
                                      Consent.client_pk == model.client_pk))
             .where(column == bindparam("digest")))
     if _chained():
-        # Autocommit (no BEGIN/ROLLBACK round trips): a read-only Session on ``db.reader``;
-        # the rows come back detached with their columns loaded.
-        with Session(db.reader) as reader:
-            found = reader.execute(stmt, {"digest": digest}).first()
+        # Autocommit (no BEGIN/ROLLBACK round trips), on the driver's cursor.
+        with db.reader.connect() as conn:
+            found = prepared.fetch_first(conn, stmt, {"digest": digest})
     else:
         found = db.session.execute(stmt, {"digest": digest}).first()
     if found is None:
         return None, None, []
-    return found[0], found[1], list(found[2] or [])
+    user = None if found.citizen_id is None else CitizenRow(found, _CITIZEN)
+    return found, user, list(found.granted_claims or [])
 
 
-def _live(user: User | None) -> User:
+def _live(user: CitizenRow | None) -> CitizenRow:
     if user is None or user.is_disabled:
         raise InvalidGrantError("The account no longer exists or is disabled.")
     return user
@@ -143,7 +147,7 @@ def signing_key_for(client: Client) -> tuple[str, str, Any]:
     return alg, kid, key
 
 
-def id_token(client: Client, user: User, *, access_token: str, auth_time: int | None,
+def id_token(client: Client, user: User | CitizenRow, *, access_token: str, auth_time: int | None,
              acr: str | None, amr: list[str] | None, sid: str | None, nonce: str | None,
              claims_request: dict[str, Any] | None, granted: list[str],
              signing: tuple[str, str, Any]) -> tuple[str, list[str]]:

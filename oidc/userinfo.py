@@ -9,8 +9,6 @@ withdrawn consent takes effect at once. A bad, expired or revoked token gets 401
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, jsonify, request
 from sqlalchemy import and_, bindparam, select
 
@@ -20,7 +18,7 @@ from oidc.errors import JsonError, json_response
 from oidc.models import ClientStatus, Token
 from oidc.server import client_by_pk, subject_for
 from servicekonto import prepared
-from servicekonto.accounts.models import User
+from servicekonto.accounts.models import CitizenRow, User, citizen_columns
 from servicekonto.audit import AuditTag
 from servicekonto.audit.service import entry, insert_committed
 from servicekonto.consent.models import Consent
@@ -31,28 +29,11 @@ from servicekonto.db import db
 #: client.
 _LOOKUP = (
     select(Token.client_pk, Token.scope, Token.claims_request, Token.acr, Token.revoked_at,
-           Token.access_expires_at, *User.__table__.c, Consent.granted_claims)
+           Token.access_expires_at, *citizen_columns(), Consent.granted_claims)
     .join(User, User.id == Token.user_id)
     .outerjoin(Consent, and_(Consent.user_id == Token.user_id,
                              Consent.client_pk == Token.client_pk))
     .where(Token.access_token_hash == bindparam("digest")))
-
-
-class _Citizen:
-    """The citizen's columns of the lookup row, with the account's derived properties (what
-    ``claims.claim_values`` reads) but without building an ORM entity."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: Any) -> None:  # noqa: ANN401 - a Row of _LOOKUP
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
-        return getattr(self._row, name)
-
-    is_verified = User.is_verified
-    is_disabled = User.is_disabled
-    full_name = User.full_name
 
 
 def _bearer() -> str:
@@ -88,7 +69,7 @@ def userinfo() -> Response:
                 raise JsonError("invalid_token",
                                 "The access token is invalid, expired or revoked.", 401,
                                 bearer=True)
-            user = _Citizen(row)
+            user = CitizenRow(row)
             client = client_by_pk(row.client_pk)
             if "openid" not in row.scope.split():
                 raise JsonError("insufficient_scope", "The token was not issued for openid.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 from sqlalchemy import Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -63,6 +64,31 @@ class User(Base):
 
     def __repr__(self) -> str:  # no personal data in reprs that end up in logs
         return f"<User {self.id}>"
+
+
+class CitizenRow:
+    """A citizen's columns in a plain Core row, read like a ``User``: the protocol hot paths
+    (userinfo, the token grants) release claims from it without building an ORM entity.
+    ``prefix``: the label prefix of the citizen's columns when the row also holds another
+    table's columns of the same names (``select(..., *citizen_columns("citizen_"))``)."""
+
+    __slots__ = ("_row", "_prefix")
+
+    def __init__(self, row: Any, prefix: str = "") -> None:  # noqa: ANN401 - a Core row
+        self._row = row
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+        return getattr(self._row, self._prefix + name)
+
+    is_verified = User.is_verified
+    is_disabled = User.is_disabled
+    full_name = User.full_name
+
+
+def citizen_columns(prefix: str = "") -> list[Any]:
+    """The ``users`` columns for a ``CitizenRow``, labelled with ``prefix``."""
+    return [c.label(prefix + c.key) if prefix else c for c in User.__table__.c]
 
 
 class EmailTokenPurpose(enum.StrEnum):
