@@ -53,7 +53,6 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, insert, select
-from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from oidc import claims as claims_mod
@@ -67,8 +66,9 @@ from oidc.server import (
     subject_for,
 )
 from oidc.tokens import new_secret
+from servicekonto import prepared
 from servicekonto.accounts import login_session
-from servicekonto.accounts.models import User
+from servicekonto.accounts.models import CitizenRow, User, citizen_columns
 from servicekonto.accounts.trust_levels import rank
 from servicekonto.audit import AuditTag, record
 from servicekonto.audit.service import entry, execute_audited, insert_from, insert_now
@@ -443,7 +443,8 @@ _ISSUE_CODE_AUDITED = insert_from(
     insert(_CODES).values({c.name: bindparam(c.name) for c in _CODES.c if c.name != "id"})
     .returning(_CODES.c.id).cte("issued"))
 _USER_AND_CONSENT = (
-    select(User, Consent)
+    select(*citizen_columns(), Consent.id.label("consent_id"), Consent.granted_scopes,
+           Consent.granted_claims)
     .outerjoin(Consent, and_(Consent.user_id == User.id,
                              Consent.client_pk == bindparam("client_pk")))
     .where(User.id == bindparam("user_id")))
@@ -495,21 +496,26 @@ def _current_user() -> User | None:
 
 
 def _user_and_consent(auth: login_session.AuthState | None,
-                      client: Client) -> tuple[User | None, Consent | None]:
-    """The signed-in citizen and their consent for ``client`` in one query (hot path)."""
+                      client: Client) -> tuple[CitizenRow | None, Any]:
+    """The signed-in citizen and their consent for ``client`` in one query (hot path), as a
+    plain row: the citizen as a ``CitizenRow``, the consent as the row itself (its
+    ``granted_scopes`` and ``granted_claims``, what ``consent_service.is_covered`` reads) or
+    None when there is none."""
     if auth is None:
         return None, None
     params = {"user_id": auth.user_id, "client_pk": client.id}
     if db.engine.dialect.name == "postgresql":
-        # Autocommit (no BEGIN/ROLLBACK round trips): a read-only Session on ``db.reader``;
-        # the rows come back detached with their columns loaded.
-        with Session(db.reader) as reader:
-            row = reader.execute(_USER_AND_CONSENT, params).first()
+        # Autocommit (no BEGIN/ROLLBACK round trips), on the driver's cursor.
+        with db.reader.connect() as conn:
+            row = prepared.fetch_first(conn, _USER_AND_CONSENT, params)
     else:
         row = db.session.execute(_USER_AND_CONSENT, params).first()
-    if row is None or row[0].is_disabled:
+    if row is None:
         return None, None
-    return row[0], row[1]
+    user = CitizenRow(row)
+    if user.is_disabled:
+        return None, None
+    return user, (row if row.consent_id is not None else None)
 
 
 def _wanted_level(areq: AuthRequest, session_acr: str) -> tuple[str | None, bool]:
