@@ -83,4 +83,4 @@ clean:
 bench: setup
 	sh bench/setup.sh
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --granian-all

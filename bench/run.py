@@ -2,7 +2,9 @@
 database, on SQLite and on PostgreSQL; results as Markdown in bench/results/.
 
 CPU split (2 cores): the server (gunicorn) is pinned to core 0 with ``taskset -c 0``, wrk to
-core 1. PostgreSQL itself is not pinned (it shares both cores; noted in the results).
+core 1. PostgreSQL (a local server) is pinned to wrk's core while the suite runs (``make
+bench``; ``--database-cpu none`` leaves it on both cores), so it never takes CPU from the
+server's core, as on a separate database machine; noted in the results.
 
 Usage: ``python bench/run.py [--db sqlite|postgres|both] [--duration 10] [--quick]``.
 See bench/README.md.
@@ -86,6 +88,42 @@ def have_taskset() -> bool:
 
 def pinned(cpu: str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", cpu, *argv] if have_taskset() else argv
+
+
+#: Where the local PostgreSQL server's processes ran during the suite (for the results file).
+DATABASE_PINNING = {"cpu": "", "note": "PostgreSQL unpinned (shares both cores)"}
+
+
+@contextmanager
+def database_on_cpu(cpu: str):
+    """Pin the local PostgreSQL server's processes (postmaster and backends; new backends
+    inherit the postmaster's mask) to ``cpu`` for the suite, and restore their masks after.
+    Needs the right to change those processes' affinity (root, or the postgres user); without
+    it, or without a local server, the database stays unpinned and the results say so."""
+    if cpu in ("", "none") or not have_taskset():
+        yield
+        return
+    pids = [int(p) for p in subprocess.run(["pgrep", "-x", "postgres"], capture_output=True,
+                                           text=True).stdout.split()]
+    saved: dict[int, set[int]] = {}
+    try:
+        for pid in pids:
+            saved[pid] = os.sched_getaffinity(pid)
+            os.sched_setaffinity(pid, {int(cpu)})
+    except (PermissionError, ProcessLookupError, OSError) as exc:
+        log(f"PostgreSQL not pinned ({exc}); it shares both cores")
+        pids = []
+    if pids:
+        DATABASE_PINNING.update(cpu=cpu, note=f"PostgreSQL (local, {len(pids)} processes) "
+                                              f"pinned to core {cpu} with wrk")
+    try:
+        yield
+    finally:
+        for pid, mask in saved.items():
+            try:
+                os.sched_setaffinity(pid, mask)
+            except (ProcessLookupError, OSError):
+                pass  # a backend that ended meanwhile
 
 
 # -- databases ----------------------------------------------------------------------------------
@@ -645,7 +683,7 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
         "(the machine is shared: other processes add noise)",
         f"- CPU split: server `taskset -c {SERVER_CPU}`, wrk `taskset -c {LOAD_CPU}` "
         f"({'applied' if have_taskset() else 'NOT applied: taskset or 2nd CPU missing'}); "
-        "PostgreSQL unpinned (shares both cores)",
+        f"{DATABASE_PINNING['note']}",
         f"- Server: {SERVER_KIND}{' ' + GUNICORN_CLASS if SERVER_KIND == 'gunicorn' else ' wsgi'}, "
         f"{WORKERS} workers x {THREADS} threads; wrk "
         f"{WRK_THREADS} thread, {WRK_CONNECTIONS} connections (login: 4), {duration} s per "
@@ -754,6 +792,11 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated scenarios (exploration)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra server setting, e.g. database_pool_pre_ping=false")
+    parser.add_argument("--database-cpu", default=os.environ.get("BENCH_DATABASE_CPU", LOAD_CPU),
+                        help="pin the local PostgreSQL server to this core during the suite "
+                             "(default: wrk's core; 'none': leave it unpinned)")
+    parser.add_argument("--granian-all", action="store_true",
+                        help="run every scenario under granian too, not only the subset")
     parser.add_argument("--time-hash", action="store_true",
                         help="time the Argon2id verifies inside the server "
                              "(bench/timed_hash_app.py)")
@@ -776,21 +819,23 @@ def main() -> int:
     ceil = ceilings(load_settings({"env": "development", "secret_key": "x" * 40}))
     log(f"ceilings: {ceil}")
     bare_result = bare(args.duration)
-    runs = [run_database(kind, args.duration, args.quick) for kind in kinds]
-    global SERVER_KIND
-    if (shutil.which(str(VENV_BIN / "granian")) and SERVER_KIND == "gunicorn" and not ONLY
-            and not args.no_granian):
-        # The same app under granian (Rust HTTP server) on a subset: the server's own share.
-        SERVER_KIND = "granian"
-        ONLY.update(GRANIAN_SUBSET)
-        try:
-            run = run_database(kinds[-1], args.duration, args.quick)
-            run["kind"] = f"{kinds[-1]}, granian (subset)"
-            run["bare"] = bare(args.duration)
-            runs.append(run)
-        finally:
-            SERVER_KIND = "gunicorn"
-            ONLY.clear()
+    with database_on_cpu(args.database_cpu if "postgres" in kinds else "none"):
+        runs = [run_database(kind, args.duration, args.quick) for kind in kinds]
+        global SERVER_KIND
+        if (shutil.which(str(VENV_BIN / "granian")) and SERVER_KIND == "gunicorn" and not ONLY
+                and not args.no_granian):
+            # The same app under granian (Rust HTTP server): the server's own share.
+            SERVER_KIND = "granian"
+            if not args.granian_all:
+                ONLY.update(GRANIAN_SUBSET)
+            try:
+                run = run_database(kinds[-1], args.duration, args.quick)
+                run["kind"] = f"{kinds[-1]}, granian ({'all' if args.granian_all else 'subset'})"
+                run["bare"] = bare(args.duration)
+                runs.append(run)
+            finally:
+                SERVER_KIND = "gunicorn"
+                ONLY.clear()
     load_after = f"{os.getloadavg()[0]:.2f}"
     text = markdown(runs, ceil, bare_result, args.duration, load_before, load_after)
     commit = git("rev-parse", "--short", "HEAD")

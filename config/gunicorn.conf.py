@@ -10,7 +10,9 @@ else is short database work. Hence:
 * ``threads`` = 4 per worker (``gthread``): database and Redis round trips overlap; the GIL is
   released inside argon2 and psycopg. workers x threads must stay below
   ``database_pool_size + database_max_overflow`` (default 10 + 10) per worker, and the sum
-  over all instances below PostgreSQL's ``max_connections`` (minus admin/replication slots);
+  over all instances below PostgreSQL's ``max_connections`` (minus admin/replication slots).
+  On PostgreSQL each worker has two pools of that size (transactions; autocommit hot paths),
+  so count up to twice the threads per worker: a request holds at most one of each;
 * ``timeout`` 30 s: above ``database_statement_timeout_ms`` (10 s) plus a back-channel logout
   timeout; ``graceful_timeout`` 30 s: on SIGTERM (deploy) workers finish requests in flight;
 * ``max_requests`` (+ jitter) recycles workers now and then to bound memory growth.

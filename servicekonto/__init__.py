@@ -16,14 +16,14 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from servicekonto.settings import ensure_secret_key, load_settings
-from servicekonto.web import browser_only_hooks, init_protocol_routes
+from servicekonto.web import ServicekontoFlask, browser_only_hooks, init_protocol_routes
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides)
-    app = Flask(__name__, instance_path=settings["instance_path"])
+    app = ServicekontoFlask(__name__, instance_path=settings["instance_path"])
     _configure(app, settings)
 
     from servicekonto.logging_setup import configure_logging
@@ -116,7 +116,8 @@ def _init_sessions(app: Flask, settings: dict[str, Any]) -> None:
     )
 
     client = app.extensions["servicekonto.redis"]
-    database_store = DatabaseSessionStore(app.extensions["servicekonto.db"].engine)
+    database = app.extensions["servicekonto.db"]
+    database_store = DatabaseSessionStore(database.engine, reader=database.reader)
     store: Any = database_store
     if client is not None:
         store = FallbackSessionStore(RedisSessionStore(client), database_store,

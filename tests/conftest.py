@@ -122,9 +122,9 @@ def app(migrated_database: str, tmp_path: Path, mailbox: Mailbox,
     application = create_app({**base_settings(migrated_database, tmp_path / "instance", mailbox),
                               **settings_overrides})
     yield application
-    engine = application.extensions["servicekonto.db"].engine
-    wipe(engine)
-    engine.dispose()
+    database = application.extensions["servicekonto.db"]
+    wipe(database.engine)
+    database.dispose()
 
 
 @pytest.fixture

@@ -74,3 +74,34 @@ def test_postgres_statement_timeout(migrated_database):
     with engine.connect() as conn:
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "1234ms"
     engine.dispose()
+
+
+def test_reader_is_autocommit_and_disposed_with_the_engine(app):
+    """``db.reader``: autocommit for the hot paths. PostgreSQL: a pool of its own whose
+    connections stay in autocommit (no switching per checkout); SQLite: the engine's pool."""
+    database = app.extensions["servicekonto.db"]
+    postgres = database.engine.dialect.name == "postgresql"
+
+    def autocommit(driver) -> bool:  # noqa: ANN001 - psycopg or sqlite3 connection
+        return driver.autocommit if postgres else driver.isolation_level is None
+
+    with database.reader.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        driver = conn.connection.dbapi_connection
+        assert autocommit(driver)
+        if postgres:
+            from psycopg.pq import TransactionStatus
+
+            assert driver.info.transaction_status == TransactionStatus.IDLE
+        else:
+            assert not driver.in_transaction
+    with database.engine.connect() as conn:  # the transactional pool is unaffected
+        assert not autocommit(conn.connection.dbapi_connection)
+    if database.engine.dialect.name == "postgresql":
+        assert database.engines == (database.engine, database.reader)
+        assert database.reader.pool is not database.engine.pool
+        assert database.reader.pool.checkedin() >= 1
+    else:
+        assert database.engines == (database.engine,)
+    database.dispose()
+    assert all(engine.pool.checkedin() == 0 for engine in database.engines)

@@ -116,3 +116,26 @@ def test_templates_need_no_inline_script_or_style():
                     r"<style\b|\sstyle=\"|\son[a-z]+=\"", html):
                 offenders.append(str(template.relative_to(root)))
     assert not offenders, offenders
+
+
+def test_ensure_sync_is_remembered_per_function(app):
+    def view():
+        return "x"
+
+    first = app.ensure_sync(view)
+    assert app.ensure_sync(view) is first
+    assert first() == "x"
+
+
+def test_headers_a_view_sets_itself_are_kept(app):
+    @app.route("/_own_headers")
+    def own_headers():
+        return "x", 200, {"X-Frame-Options": "SAMEORIGIN", "Cache-Control": "max-age=60",
+                          "Content-Type": "text/html; charset=utf-8"}
+
+    response = app.test_client().get("/_own_headers")
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert response.headers.getlist("Cache-Control") == ["max-age=60"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" in response.headers
+    assert response.headers["X-Request-ID"]

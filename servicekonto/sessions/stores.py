@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from servicekonto import prepared
 from servicekonto.db import utcnow
 from servicekonto.sessions.models import WebSession
 
@@ -91,11 +92,12 @@ def _upsert(dialect: str) -> Any:
 class DatabaseSessionStore:
     """Sessions in the ``web_sessions`` table, each operation in its own short transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
         self.engine = engine
         # Reads are one SELECT: autocommit spares the BEGIN and ROLLBACK round trips that a
         # transaction costs on every request with a session cookie (docs/performance.md).
-        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # ``reader``: the app's autocommit engine (``Database.reader``), if it has one.
+        self._reader = reader or engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @staticmethod
     def _to_record(row: WebSession) -> SessionRecord:
@@ -108,7 +110,7 @@ class DatabaseSessionStore:
     def load(self, key: str) -> SessionRecord | None:
         # A Core row, not an ORM entity: this runs on every request with a session cookie.
         with self._reader.connect() as conn:
-            row = conn.execute(_LOAD, {"key": key}).first()
+            row = prepared.fetch_first(conn, _LOAD, {"key": key})
         return self._to_record(row) if row else None  # type: ignore[arg-type]
 
     def save(self, record: SessionRecord) -> None:

@@ -215,7 +215,7 @@ def test_password_is_rehashed_when_the_parameters_rise(app, migrated_database, t
         assert login(stronger.test_client(), user.email).status_code == 302
         assert audit_tags(app, user.id).count(str(AuditTag.ACCOUNT_PASSWORD_REHASHED)) == 1
     finally:
-        stronger.extensions["servicekonto.db"].engine.dispose()
+        stronger.extensions["servicekonto.db"].dispose()
 
 
 def test_the_hash_runs_outside_any_database_transaction(app, client, monkeypatch):

@@ -75,7 +75,7 @@ def test_lockout_is_shared_between_instances_through_redis(app, migrated_databas
         assert len(mailbox.wait_for(user.email)) == 1
     finally:
         for application in (first, second):
-            application.extensions["servicekonto.db"].engine.dispose()
+            application.extensions["servicekonto.db"].dispose()
             client = application.extensions["servicekonto.redis"]
             if client is not None:
                 client.close()

@@ -145,7 +145,7 @@ def test_concurrent_first_starts_create_each_key_once(app, engine, migrated_data
     for thread in threads:
         thread.join(60)
     for instance in apps:
-        instance.extensions["servicekonto.db"].engine.dispose()
+        instance.extensions["servicekonto.db"].dispose()
     assert errors == []
     assert sorted(r.alg for r in rows(engine)) == ["ES256", "PS256", "RS256"]
 
@@ -159,7 +159,7 @@ def test_init_keys_creates_keys_at_start_and_tolerates_an_empty_database(app, en
     empty = create_app(base_settings(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path / "other",
                                      mailbox))
     init_keys(empty, eager=True)  # not migrated: no error, keys come on first use
-    empty.extensions["servicekonto.db"].engine.dispose()
+    empty.extensions["servicekonto.db"].dispose()
 
 
 def test_rs256_keys_have_3072_bits_by_default(ctx):
@@ -324,7 +324,7 @@ def test_other_instances_see_a_rotation_after_the_recheck_interval(app, ctx, eng
         with other.app_context():
             new = rotate("RS256", immediately=True)
     finally:
-        other.extensions["servicekonto.db"].engine.dispose()
+        other.extensions["servicekonto.db"].dispose()
     assert signing_key("RS256")[0] == first_kid  # cached for a few seconds
     monkeypatch.setattr(keys_module, "KEYSET_RECHECK_SECONDS", 0)
     assert signing_key("RS256")[0] == new.kid
@@ -348,7 +348,7 @@ def test_other_instances_see_an_early_retirement(app, ctx, monkeypatch, migrated
         with other.app_context():
             retire(pending.kid)  # withdrawn: the old key keeps signing
     finally:
-        other.extensions["servicekonto.db"].engine.dispose()
+        other.extensions["servicekonto.db"].dispose()
     monkeypatch.setattr(keys_module, "KEYSET_RECHECK_SECONDS", 0)
     seen = {i.kid: i for i in keyring(app).infos()}
     assert seen[pending.kid].retired_at is not None

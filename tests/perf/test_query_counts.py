@@ -1,6 +1,6 @@
 """Hot-path endpoints issue a small, fixed number of database round trips (CI guard).
 
-Counted with a ``before_cursor_execute`` listener on the app's engine while one HTTP request
+Counted with a ``before_cursor_execute`` listener on the app's engines while one HTTP request
 runs against the live server (the session store, the after-commit audit sealing and the
 endpoint itself all use that engine, so everything the request costs is counted). Transaction
 control is counted too: a transaction that really reached the database (the driver's
@@ -86,17 +86,19 @@ def _in_transaction(dbapi_connection: Any) -> bool:
 
 @contextmanager
 def counting(provider: Provider) -> Iterator[Counter]:
-    engine = provider.app.extensions["servicekonto.db"].engine
+    engines = provider.app.extensions["servicekonto.db"].engines  # the autocommit pool too
     counter = Counter()
     hooks = (("before_cursor_execute", counter), ("commit", counter.commit),
              ("rollback", counter.rollback))
-    for name, hook in hooks:
-        event.listen(engine, name, hook)
+    for engine in engines:
+        for name, hook in hooks:
+            event.listen(engine, name, hook)
     try:
         yield counter
     finally:
-        for name, hook in hooks:
-            event.remove(engine, name, hook)
+        for engine in engines:
+            for name, hook in hooks:
+                event.remove(engine, name, hook)
 
 
 def _pkce() -> tuple[str, str]:

@@ -402,4 +402,4 @@ def cluster(tmp_path: Path, scaleout_database: str, own_redis: RedisServer,
             built.nginx.stop()
         for instance in built.instances.values():
             instance.stop()
-        built.app.extensions["servicekonto.db"].engine.dispose()
+        built.app.extensions["servicekonto.db"].dispose()

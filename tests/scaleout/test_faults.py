@@ -164,7 +164,7 @@ def test_postgres_restart_during_a_burst_fails_cleanly_and_recovers(
         instance.start(workers=1, threads=4)
         via = cluster.provider("a")
         service = cc_portal(via)
-        cluster.app.extensions["servicekonto.db"].engine.dispose()
+        cluster.app.extensions["servicekonto.db"].dispose()
         email = via.citizen()
         browser = via.browser()
         assert browser.login(email).status_code in (302, 303)
@@ -221,7 +221,7 @@ def test_postgres_restart_during_a_burst_fails_cleanly_and_recovers(
         assert "Traceback" not in "".join(t for _n, _s, t, _h in seen)
     finally:
         instance.stop()
-        cluster.app.extensions["servicekonto.db"].engine.dispose()
+        cluster.app.extensions["servicekonto.db"].dispose()
 
 
 # -- Redis stopped: the documented reduced mode ---------------------------------------------
@@ -286,4 +286,4 @@ def test_redis_down_reduced_mode_and_back(tmp_path: Path, scaleout_database: str
         for instance in instances:
             instance.stop()
         redis_server.stop()
-        cluster.app.extensions["servicekonto.db"].engine.dispose()
+        cluster.app.extensions["servicekonto.db"].dispose()

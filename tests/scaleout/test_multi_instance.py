@@ -145,4 +145,4 @@ def test_metrics_aggregate_every_gunicorn_worker(tmp_path, scaleout_database, ow
         assert counts and float(counts[0]) >= served, (counts, served)  # both workers summed
     finally:
         instance.stop()
-        single.app.extensions["servicekonto.db"].engine.dispose()
+        single.app.extensions["servicekonto.db"].dispose()
