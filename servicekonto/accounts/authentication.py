@@ -19,7 +19,9 @@ verified too, otherwise knowing the password would reset the count of guessed co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from servicekonto.accounts import passwords
@@ -74,8 +76,29 @@ def _password_ok(user: User | None, password: str) -> bool:
     return ok and not user.is_disabled
 
 
-def _find_user(session: Session, normalised: str | None) -> User | None:
-    """The account, read so that the hash that follows holds no pooled connection.
+_ACCOUNT_AND_FACTORS: dict[tuple[str, ...], Any] = {}
+
+
+def _read_account(session: Session, normalised: str) -> tuple[User | None, int | None]:
+    """The account and, in the same query, how many second factors it has (None when a
+    factor kind cannot say so in SQL: the caller counts after the hash then)."""
+    from servicekonto.mfa import factors
+
+    names = tuple(k.name for k in factors.kinds())
+    stmt = _ACCOUNT_AND_FACTORS.get(names)
+    if stmt is None:
+        total = factors.enrolled_total(User.id)
+        if total is None:
+            return find_by_email(session, normalised, normalised=True), None
+        stmt = _ACCOUNT_AND_FACTORS[names] = (
+            select(User, total).where(User.email == bindparam("email")))
+    row = session.execute(stmt, {"email": normalised}).first()
+    return (None, None) if row is None else (row[0], int(row[1] or 0))
+
+
+def _find_user(session: Session, normalised: str | None) -> tuple[User | None, int | None]:
+    """The account (with its number of second factors, see ``_read_account``), read so that
+    the hash that follows holds no pooled connection.
 
     The Argon2id verify takes tens of milliseconds and may first wait for the core's slot
     (``passwords._SLOTS``). At the start of the request's unit of work the user is read in
@@ -86,12 +109,12 @@ def _find_user(session: Session, normalised: str | None) -> User | None:
     of the caller's is ever committed here.
     """
     if normalised is None:
-        return None
+        return None, None
     if session.in_transaction() or session.new or session.dirty or session.deleted:
-        return find_by_email(session, normalised, normalised=True)
+        return _read_account(session, normalised)
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
-        return find_by_email(session, normalised, normalised=True)
+        return _read_account(session, normalised)
     finally:
         session.commit()  # nothing to commit: only returns the connection
 
@@ -108,7 +131,7 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Pas
     wait = THROTTLE.blocked_for(email, ip, key=key)
     if wait:
         raise LoginBlocked(wait)
-    user = _find_user(session, normalised)
+    user, enrolled = _find_user(session, normalised)
     if not _password_ok(user, password):
         locked_now, wait = THROTTLE.count_failure(email, ip, key=key)
         subject = user.id if user is not None else None
@@ -127,7 +150,9 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Pas
     # same reason as _find_user: no connection held while hashing.
     rehashed = (passwords.hash_password(password)
                 if passwords.needs_rehash(user.password_hash) else None)
-    second_factor = factors.total_enrolled(session, user.id) > 0
+    if enrolled is None:
+        enrolled = factors.total_enrolled(session, user.id)
+    second_factor = enrolled > 0
     # The success path's entries as one Core INSERT (same rows as record(), same transaction,
     # same order), not an ORM object flushed at the commit.
     entries = []

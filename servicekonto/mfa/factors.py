@@ -33,6 +33,7 @@ from typing import Any
 
 from flask import current_app, session, url_for
 from flask_babel import LazyString
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from servicekonto.accounts import login_session
@@ -65,6 +66,11 @@ class FactorKind:
     #: Optional: (db session, user_id) -> number removed; deletes every instance (the
     #: administrator's ``users reset-second-factors``). Audit and mail are the caller's.
     remove_all: Callable[[Session, int], int] | None = None
+    #: Optional: user id (a column or bind parameter) -> a scalar subquery with what
+    #: ``count`` returns. When every kind has one, :func:`total_enrolled` is one query, and a
+    #: caller that reads the account anyway (the password login) gets the total in that same
+    #: query (:func:`enrolled_total`).
+    count_select: Callable[[Any], Any] | None = None
 
 
 _KINDS: dict[str, FactorKind] = {}
@@ -88,9 +94,25 @@ def enrolled(db_session: Session, user_id: int) -> list[FactorKind]:
     return [k for k in kinds() if k.count(db_session, user_id) > 0]
 
 
+def enrolled_total(user_id: Any) -> Any:  # noqa: ANN401 - SQL expressions
+    """Confirmed factors of every kind for ``user_id`` (a column or bind parameter) as one SQL
+    expression, or None when a kind has no ``count_select``."""
+    selects = [k.count_select for k in kinds()]
+    if not selects or any(s is None for s in selects):
+        return None
+    total = selects[0](user_id)
+    for count_select in selects[1:]:
+        total = total + count_select(user_id)
+    return total
+
+
 def total_enrolled(db_session: Session, user_id: int) -> int:
-    """Confirmed factors of every kind (recovery codes do not count)."""
-    return sum(k.count(db_session, user_id) for k in kinds())
+    """Confirmed factors of every kind (recovery codes do not count): one query when every
+    kind can say its count in SQL, else one per kind."""
+    total = enrolled_total(bindparam("user_id"))
+    if total is None:
+        return sum(k.count(db_session, user_id) for k in kinds())
+    return db_session.scalar(select(total), {"user_id": user_id}) or 0
 
 
 # -- the pending step ------------------------------------------------------------------------

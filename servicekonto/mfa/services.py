@@ -56,9 +56,15 @@ def totp_factor(session: Session, user_id: int) -> TotpFactor | None:
     return session.scalar(select(TotpFactor).where(TotpFactor.user_id == user_id))
 
 
+def count_totp_select(user_id: Any) -> Any:  # noqa: ANN401 - SQL expressions
+    """Confirmed TOTP factors of ``user_id`` (a column or bind) as a scalar subquery."""
+    return (select(func.count(TotpFactor.id))
+            .where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))
+            .scalar_subquery())
+
+
 def count_totp(session: Session, user_id: int) -> int:
-    return session.scalar(select(func.count(TotpFactor.id)).where(
-        TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))) or 0
+    return session.scalar(select(count_totp_select(user_id))) or 0
 
 
 def start_totp(session: Session, user: User) -> str:
@@ -223,4 +229,5 @@ def totp_kind() -> factors.FactorKind:
     return factors.FactorKind(
         name="totp", amr="otp", label=_l("Authenticator app"), count=count_totp,
         login_template="mfa/totp_login.html", console_template="mfa/totp_console.html",
-        login_form=TotpCodeForm, export=_export_totp, remove_all=_remove_all_totp)
+        login_form=TotpCodeForm, export=_export_totp, remove_all=_remove_all_totp,
+        count_select=count_totp_select)

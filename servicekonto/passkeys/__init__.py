@@ -18,5 +18,6 @@ def init_app(app: Flask) -> None:
     factors.register(factors.FactorKind(
         name="passkey", amr="hwk", label=_l("Passkey"), count=service.count,
         login_template="passkeys/_login.html", console_template="passkeys/_console.html",
-        login_form=CredentialForm, export=service.export, remove_all=service.remove_all))
+        login_form=CredentialForm, export=service.export, remove_all=service.remove_all,
+        count_select=service.count_select))
     app.register_blueprint(bp)

@@ -104,9 +104,15 @@ def passkeys_of(db: Session, user_id: int) -> list[Passkey]:
                            .order_by(Passkey.created_at, Passkey.id)))
 
 
+def count_select(user_id: Any) -> Any:  # noqa: ANN401 - SQL expressions
+    """Enrolled passkeys of ``user_id`` (a column or bind) as a scalar subquery (the
+    FactorKind's ``count_select``)."""
+    return select(func.count(Passkey.id)).where(Passkey.user_id == user_id).scalar_subquery()
+
+
 def count(db: Session, user_id: int) -> int:
     """Enrolled passkeys (the FactorKind's ``count``)."""
-    return db.scalar(select(func.count(Passkey.id)).where(Passkey.user_id == user_id)) or 0
+    return db.scalar(select(count_select(user_id))) or 0
 
 
 def get(db: Session, user: User, passkey_id: int) -> Passkey:
