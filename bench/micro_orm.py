@@ -89,6 +89,33 @@ def main() -> None:
                     s.commit()
 
             timed("ORM: select(Token, User, granted) in a Session", orm_select)
+            # The fourth round's layers (docs/performance.md): the userinfo lookup as it runs
+            # today, on the app's reader (its own autocommit pool on PostgreSQL), through
+            # SQLAlchemy Core and through servicekonto.prepared (the driver's cursor).
+            from sqlalchemy import create_engine
+
+            from oidc.userinfo import _LOOKUP
+            from servicekonto import prepared
+
+            params = {"digest": digest}
+            switched = engine.execution_options(isolation_level="AUTOCOMMIT")
+            own_pool = create_engine(engine.url, isolation_level="AUTOCOMMIT",
+                                     pool_pre_ping=False)
+
+            def lookup_on(target, fast: bool):  # noqa: ANN001, ANN202
+                def run() -> None:
+                    with target.connect() as c:
+                        if fast:
+                            prepared.fetch_first(c, _LOOKUP, params)
+                        else:
+                            c.execute(_LOOKUP, params).first()
+                return run
+
+            timed("lookup, shared pool switched to autocommit, Core", lookup_on(switched, False))
+            timed("lookup, own autocommit pool, Core", lookup_on(own_pool, False))
+            timed("lookup, own autocommit pool, driver cursor (prepared)",
+                  lookup_on(own_pool, True))
+            own_pool.dispose()
             timed("Core: same columns as rows on a Connection", core_select)
             timed("raw psycopg: same SQL, prepared, autocommit", raw_select)
             timed("ORM: select + audit record + commit (userinfo's DB work)",
