@@ -15,9 +15,10 @@ tests), the mapping of driver errors to ``sqlalchemy.exc`` (``DBAPIError.instanc
 invalidation of a connection the server dropped. Rows come back as named tuples with the same
 attribute names as SQLAlchemy's ``Row``.
 
-Only psycopg takes this path. Every other driver (SQLite in-process, where the overhead is not
-a network client's) and any statement this module cannot compile faithfully (expanding IN
-parameters, names that need escaping, duplicate result column names) run through
+Only psycopg connections in autocommit (``Database.reader``) take this path. Every other
+connection (SQLite in-process, where the overhead is not a network client's; a connection
+inside a SQLAlchemy transaction) and any statement this module cannot compile faithfully
+(expanding IN parameters, names that need escaping, duplicate result column names) run through
 ``conn.execute`` as before, with identical results; tests/test_prepared.py compares the two.
 """
 
@@ -147,16 +148,21 @@ def _run(conn: Connection, compiled: _Compiled, params: Mapping[str, Any],
         cursor.close()
 
 
-def _usable(compiled: _Compiled | None, params: Mapping[str, Any], rows: bool) -> bool:
+def _usable(conn: Connection, compiled: _Compiled | None, params: Mapping[str, Any],
+            rows: bool) -> bool:
+    """Whether the driver path may take this call. Only on a connection in autocommit: on a
+    transactional one the driver would begin a transaction SQLAlchemy does not know of (and
+    a later ``commit()`` of the Connection would not end it)."""
     return (compiled is not None and (compiled.row_type is not None) == rows
-            and compiled.required.issubset(params))
+            and compiled.required.issubset(params)
+            and conn.connection.dbapi_connection.autocommit)
 
 
 def fetch_first(conn: Connection, statement: Any, params: Mapping[str, Any], *,
                 columns: tuple[str, ...] | None = None) -> Any:
     """``conn.execute(statement, params).first()``: the first row or None."""
     compiled = _compiled(statement, conn.dialect, columns)
-    if not _usable(compiled, params, rows=True):
+    if not _usable(conn, compiled, params, rows=True):
         return conn.execute(statement, params).first()
     raw = _run(conn, compiled, params, lambda cursor: cursor.fetchone())
     return None if raw is None else compiled.row(raw)
@@ -166,7 +172,7 @@ def fetch_all(conn: Connection, statement: Any, params: Mapping[str, Any], *,
               columns: tuple[str, ...] | None = None) -> list[Any]:
     """``conn.execute(statement, params).all()``: every row."""
     compiled = _compiled(statement, conn.dialect, columns)
-    if not _usable(compiled, params, rows=True):
+    if not _usable(conn, compiled, params, rows=True):
         return list(conn.execute(statement, params).all())
     raws = _run(conn, compiled, params, lambda cursor: cursor.fetchall())
     return [compiled.row(raw) for raw in raws]
@@ -178,6 +184,6 @@ def execute(conn: Connection, statement: Any, params: Mapping[str, Any], *,
     set); returns the row count the driver reports. For ``insert(table)`` without values, pass
     the ``columns`` the parameters fill (always the same ones for one call site)."""
     compiled = _compiled(statement, conn.dialect, columns)
-    if not _usable(compiled, params, rows=False):
+    if not _usable(conn, compiled, params, rows=False):
         return conn.execute(statement, params).rowcount
     return _run(conn, compiled, params, lambda cursor: cursor.rowcount)

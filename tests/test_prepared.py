@@ -195,6 +195,23 @@ def test_statements_it_cannot_compile_faithfully_fall_back(pg: Engine) -> None:
         assert len(rows) == 1
 
 
+def test_a_transactional_connection_keeps_sqlalchemys_transaction(pg: Engine) -> None:
+    """Outside autocommit the driver path would begin a transaction SQLAlchemy does not know
+    of; such connections take ``conn.execute``, so commit and rollback mean what they say."""
+    transactional = create_engine(pg.url)
+    try:
+        with transactional.connect() as conn:
+            prepared.execute(conn, INSERT, _row("kept"), columns=COLUMNS)
+            conn.commit()
+            prepared.execute(conn, INSERT, _row("dropped"), columns=COLUMNS)
+            conn.rollback()
+        with pg.connect() as conn:
+            assert prepared.fetch_first(conn, BY_NAME, {"name": "kept"}) is not None
+            assert prepared.fetch_first(conn, BY_NAME, {"name": "dropped"}) is None
+    finally:
+        transactional.dispose()
+
+
 def test_other_drivers_use_conn_execute(lite: Engine) -> None:
     assert prepared._compiled(BY_NAME, lite.dialect) is None
     with lite.connect() as conn:
