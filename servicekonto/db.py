@@ -111,9 +111,10 @@ class Database:
         #: SELECT; userinfo's SELECT and audit INSERT; client credentials' one INSERT ... CTE
         #: on PostgreSQL): autocommit spares the BEGIN and COMMIT/ROLLBACK round trips of a
         #: transaction. Every write through it must be atomic as one statement. On PostgreSQL
-        #: it is a pool of its own whose connections stay in autocommit: switching a pooled
-        #: connection to autocommit and back on every checkout cost about 0.08 ms of CPU per
-        #: request (docs/performance.md, "Fourth round"). SQLite: the same pool, switched.
+        #: it is a pool of its own whose connections stay in autocommit, instead of switching a
+        #: pooled connection to autocommit and back on every checkout (about 0.08 ms of CPU
+        #: per request on an idle host; docs/performance.md, "Fourth round"). It also lets
+        #: servicekonto.prepared take these connections. SQLite: the same pool, switched.
         if self.engine.dialect.name == "postgresql":
             self.reader = make_engine(settings, autocommit=True)
         else:
