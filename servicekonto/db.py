@@ -113,8 +113,8 @@ class Database:
         #: transaction. Every write through it must be atomic as one statement. On PostgreSQL
         #: it is a pool of its own whose connections stay in autocommit, instead of switching a
         #: pooled connection to autocommit and back on every checkout (about 0.08 ms of CPU
-        #: per request on an idle host; docs/performance.md, "Fourth round"). It also lets
-        #: servicekonto.prepared take these connections. SQLite: the same pool, switched.
+        #: per request on an idle host; docs/performance.md, "Fourth round"). SQLite: the same
+        #: pool, switched.
         if self.engine.dialect.name == "postgresql":
             self.reader = make_engine(settings, autocommit=True)
         else:
