@@ -91,7 +91,7 @@ def pinned(cpu: str, argv: list[str]) -> list[str]:
 
 
 #: Where the local PostgreSQL server's processes ran during the suite (for the results file).
-DATABASE_PINNING = {"cpu": "", "note": "PostgreSQL unpinned (shares both cores)"}
+DATABASE_PINNING = {"note": "PostgreSQL unpinned (shares both cores)"}
 
 
 @contextmanager
@@ -106,24 +106,29 @@ def database_on_cpu(cpu: str):
     pids = [int(p) for p in subprocess.run(["pgrep", "-x", "postgres"], capture_output=True,
                                            text=True).stdout.split()]
     saved: dict[int, set[int]] = {}
-    try:
-        for pid in pids:
-            saved[pid] = os.sched_getaffinity(pid)
-            os.sched_setaffinity(pid, {int(cpu)})
-    except (PermissionError, ProcessLookupError, OSError) as exc:
-        log(f"PostgreSQL not pinned ({exc}); it shares both cores")
-        pids = []
-    if pids:
-        DATABASE_PINNING.update(cpu=cpu, note=f"PostgreSQL (local, {len(pids)} processes) "
-                                              f"pinned to core {cpu} with wrk")
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         for pid, mask in saved.items():
             try:
                 os.sched_setaffinity(pid, mask)
             except (ProcessLookupError, OSError):
                 pass  # a backend that ended meanwhile
+
+    try:
+        for pid in pids:
+            saved[pid] = os.sched_getaffinity(pid)
+            os.sched_setaffinity(pid, {int(cpu)})
+    except (PermissionError, ProcessLookupError, OSError) as exc:
+        restore()  # all or nothing: what the results file says must be what ran
+        saved.clear()
+        log(f"PostgreSQL not pinned ({exc}); it shares both cores")
+    if saved:
+        DATABASE_PINNING["note"] = (f"PostgreSQL (local, {len(saved)} processes) pinned to "
+                                    f"core {cpu} with wrk")
+    try:
+        yield
+    finally:
+        restore()
 
 
 # -- databases ----------------------------------------------------------------------------------
