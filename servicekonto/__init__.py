@@ -123,7 +123,8 @@ def _init_sessions(app: Flask, settings: dict[str, Any]) -> None:
         store = FallbackSessionStore(RedisSessionStore(client), database_store,
                                      app.extensions["servicekonto.redis_guard"])
     app.extensions["servicekonto.session_store"] = store
-    app.session_interface = ServerSideSessionInterface(store, session_limits(settings))
+    app.session_interface = ServerSideSessionInterface(store, session_limits(settings),
+                                                       audit_writer=database_store.write_audit)
 
     @app.before_request
     def _session_store_down() -> None:

@@ -21,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from servicekonto import prepared
 from servicekonto.accounts import passwords
-from servicekonto.accounts.emails import InvalidEmail, normalize_email
+from servicekonto.accounts.emails import InvalidEmail, lookup_form
 from servicekonto.accounts.models import User
 from servicekonto.accounts.services import AccountError, find_by_email
 from servicekonto.audit import AuditTag, record
@@ -62,10 +64,14 @@ class LoginFailed(AccountError):
 
 @dataclass(frozen=True)
 class PasswordLogin:
-    """A correct password: ``second_factor`` says whether a second factor must follow."""
+    """A correct password: ``second_factor`` says whether a second factor must follow.
+    ``audit``: the success entry, NOT written yet: the caller writes it with what the login
+    leads to (the new session: ``login_session.establish(..., audit=)``; or the session's
+    transaction before the second factor step)."""
 
     user: User
     second_factor: bool
+    audit: tuple[dict[str, Any], ...]
 
 
 def _password_ok(user: User | None, password: str) -> bool:
@@ -77,46 +83,65 @@ def _password_ok(user: User | None, password: str) -> bool:
 
 
 _ACCOUNT_AND_FACTORS: dict[tuple[str, ...], Any] = {}
+_USER_COLUMNS = tuple(c.key for c in User.__table__.c)
 
 
-def _read_account(session: Session, normalised: str) -> tuple[User | None, int | None]:
-    """The account and, in the same query, how many second factors it has (None when a
-    factor kind cannot say so in SQL: the caller counts after the hash then)."""
+def _account_statement() -> Any:  # noqa: ANN401 - a Core select, or None
+    """The account's columns and, in the same query, how many second factors it has; None
+    when a factor kind cannot say so in SQL (the caller counts after the hash then). Built
+    once per set of factor kinds."""
     from servicekonto.mfa import factors
 
     names = tuple(k.name for k in factors.kinds())
-    stmt = _ACCOUNT_AND_FACTORS.get(names)
-    if stmt is None:
+    if names not in _ACCOUNT_AND_FACTORS:
         total = factors.enrolled_total(User.id)
-        if total is None:
-            return find_by_email(session, normalised, normalised=True), None
-        stmt = _ACCOUNT_AND_FACTORS[names] = (
-            select(User, total).where(User.email == bindparam("email")))
-    row = session.execute(stmt, {"email": normalised}).first()
-    return (None, None) if row is None else (row[0], int(row[1] or 0))
+        _ACCOUNT_AND_FACTORS[names] = None if total is None else (
+            select(*User.__table__.c, total.label("factor_count"))
+            .where(User.email == bindparam("email")))
+    return _ACCOUNT_AND_FACTORS[names]
+
+
+def _detached_user(row: Any) -> User:  # noqa: ANN401 - a Core row
+    """A ``User`` from a Core row without the ORM's loading machinery: detached with its
+    identity (every column loaded; touching a relationship raises instead of loading)."""
+    from sqlalchemy.orm import make_transient_to_detached
+
+    user = User(**{key: getattr(row, key) for key in _USER_COLUMNS})
+    make_transient_to_detached(user)
+    return user
 
 
 def _find_user(session: Session, normalised: str | None) -> tuple[User | None, int | None]:
-    """The account (with its number of second factors, see ``_read_account``), read so that
-    the hash that follows holds no pooled connection.
+    """The account and its number of second factors (None: count it after the hash), read so
+    that the hash that follows holds no pooled connection.
 
     The Argon2id verify takes tens of milliseconds and may first wait for the core's slot
-    (``passwords._SLOTS``). At the start of the request's unit of work the user is read in
-    autocommit (no BEGIN) and the session gives its connection back to the pool at once
-    (``expire_on_commit=False`` keeps the row loaded); the writes after the hash begin a new
-    transaction. When a transaction is already open (a signed-in citizen re-authenticating:
-    Flask-Login loaded the user) or changes are pending, the read joins it as before: nothing
-    of the caller's is ever committed here.
+    (``passwords._SLOTS``). In a fresh unit of work the account is one autocommit statement on
+    ``db.reader`` (no BEGIN, no ORM loading; the connection goes back to the pool at once), and
+    the user a detached ``User``; the writes after the hash begin their own transaction. When a
+    transaction is already open (a signed-in citizen re-authenticating: Flask-Login loaded the
+    user) or changes are pending, the read joins it as an ORM query: nothing of the caller's
+    is ever committed here.
     """
+    from servicekonto.db import get_db
+
     if normalised is None:
         return None, None
+    statement = _account_statement()
     if session.in_transaction() or session.new or session.dirty or session.deleted:
-        return _read_account(session, normalised)
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    try:
-        return _read_account(session, normalised)
-    finally:
-        session.commit()  # nothing to commit: only returns the connection
+        if statement is None:
+            return find_by_email(session, normalised, normalised=True), None
+        row = session.execute(select(User, statement.selected_columns.factor_count)
+                              .where(User.email == normalised)).first()
+        return (None, None) if row is None else (row[0], int(row[1] or 0))
+    if statement is None:
+        with get_db().reader.connect() as conn:
+            found = conn.execute(select(*User.__table__.c)
+                                 .where(User.email == normalised)).first()
+        return (None if found is None else _detached_user(found)), None
+    with get_db().reader.connect() as conn:
+        row = prepared.fetch_first(conn, statement, {"email": normalised})
+    return (None, None) if row is None else (_detached_user(row), int(row.factor_count or 0))
 
 
 def authenticate(session: Session, email: str, password: str, *, ip: str) -> PasswordLogin:
@@ -124,7 +149,7 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Pas
     from servicekonto.mfa import factors
 
     try:
-        normalised: str | None = normalize_email(email)
+        normalised: str | None = lookup_form(email)
     except InvalidEmail:
         normalised = None
     key = THROTTLE.key_of(normalised or THROTTLE.normalised(email))
@@ -153,23 +178,22 @@ def authenticate(session: Session, email: str, password: str, *, ip: str) -> Pas
     if enrolled is None:
         enrolled = factors.total_enrolled(session, user.id)
     second_factor = enrolled > 0
-    # The success path's entries as one Core INSERT (same rows as record(), same transaction,
-    # same order), not an ORM object flushed at the commit.
-    entries = []
-    if rehashed is not None:
-        user.password_hash = rehashed
-        entries.append(entry(AuditTag.ACCOUNT_PASSWORD_REHASHED, actor=f"citizen:{user.id}",
-                             subject_user_id=user.id))
+    if rehashed is not None:  # the new hash and its entry in the caller's transaction
+        # A Core UPDATE: the user may be detached (``_find_user``).
+        session.execute(update(User).where(User.id == user.id)
+                        .values(password_hash=rehashed)
+                        .execution_options(synchronize_session=False))
+        set_committed_value(user, "password_hash", rehashed)
+        insert_now(session, entry(AuditTag.ACCOUNT_PASSWORD_REHASHED,
+                                  actor=f"citizen:{user.id}", subject_user_id=user.id))
     if second_factor:
-        entries.append(entry(AuditTag.ACCOUNT_LOGIN_PASSWORD_VERIFIED,
-                             actor=f"citizen:{user.id}", subject_user_id=user.id,
-                             details={"amr": ["pwd"]}))
+        success = entry(AuditTag.ACCOUNT_LOGIN_PASSWORD_VERIFIED, actor=f"citizen:{user.id}",
+                        subject_user_id=user.id, details={"amr": ["pwd"]})
     else:
         THROTTLE.clear_account(email, key=key)
-        entries.append(entry(AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user.id}",
-                             subject_user_id=user.id, details={"amr": ["pwd"]}))
-    insert_now(session, *entries)
-    return PasswordLogin(user, second_factor)
+        success = entry(AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user.id}",
+                        subject_user_id=user.id, details={"amr": ["pwd"]})
+    return PasswordLogin(user, second_factor, (success,))
 
 
 def check_current_password(session: Session, user: User, password: str, *, ip: str) -> bool:

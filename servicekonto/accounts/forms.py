@@ -77,6 +77,14 @@ def _check_policy(field: Any, *, email: str = "", names: tuple[str, ...] = ()) -
 
 
 class LoginForm(FlaskForm):
+    """The password login. Its CSRF token is checked by ``CSRFProtect`` before the view runs
+    (every browser POST, this one included: tests/accounts/test_login.py) and rendered with
+    ``csrf_token()``; the form itself carries no CSRF field, so a successful login does not
+    sign a fresh token only to redirect (the login is a hot path: docs/performance.md)."""
+
+    class Meta:
+        csrf = False
+
     email = EmailField(_l("E-mail address"), filters=[_strip], validators=[
         _required(), Length(max=EMAIL_MAX, message=_l("Use at most %(max)d characters."))])
     password = PasswordField(_l("Password"), validators=[

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from blinker import Namespace
 from flask import current_app, request, session
@@ -38,11 +40,16 @@ class AuthState:
     sid: str
 
 
-def establish(user: User, *, amr: tuple[str, ...] = ("pwd",), acr: str = LOA_LOW) -> AuthState:
-    """Log ``user`` in: new session id (against fixation), then record how they authenticated."""
+def establish(user: User, *, amr: tuple[str, ...] = ("pwd",), acr: str = LOA_LOW,
+              audit: Sequence[dict[str, Any]] = ()) -> AuthState:
+    """Log ``user`` in: new session id (against fixation), then record how they authenticated.
+    ``audit``: entries (``audit.service.entry``) to commit with the new session (the password
+    login's success entry: one write at the end of the request, see ``audit_with_write``)."""
     for key in _AUTH_KEYS:
         session.pop(key, None)
     session.rotate()  # type: ignore[attr-defined]
+    if audit:
+        session.audit_with_write(audit)  # type: ignore[attr-defined]
     login_user(user)
     state = AuthState(user.id, int(time.time()), acr, tuple(amr), secrets.token_urlsafe(16))
     session["auth"] = {"time": state.auth_time, "acr": state.acr, "amr": list(state.amr),

@@ -51,6 +51,7 @@ from servicekonto.accounts.forms import (
 from servicekonto.accounts.models import User
 from servicekonto.accounts.services import PasswordRejected
 from servicekonto.audit import AuditTag, record
+from servicekonto.audit.service import insert_now
 from servicekonto.db import db
 from servicekonto.mfa import factors
 from servicekonto.settings import current_settings
@@ -189,12 +190,16 @@ def login() -> Any:
             attempts.handle_failure(exc)  # the audit events, a lock notice, maybe 429
             form.form_errors.append(_("The e-mail address or the password is wrong."))
         else:
-            db.session.commit()
             if result.second_factor:
+                insert_now(db.session, *result.audit)
+                db.session.commit()
                 # not logged in yet: the password step waits (5 minutes) for the second factor
                 factors.begin(result.user, next_url, step_up=False)
                 return redirect(url_for("mfa.second_factor"))
-            login_session.establish(result.user)
+            if db.session.in_transaction():
+                db.session.commit()  # a rehashed password
+            # The success entry commits with the new session (one write at the response).
+            login_session.establish(result.user, audit=result.audit)
             return redirect(next_url)
     return render_template("accounts/login.html", form=form, reauth=reauth,
                            session_expired=getattr(session, "expired", False)

@@ -171,6 +171,28 @@ def execute_audited(conn: Connection, engine: Engine, statement: Any,
     return written
 
 
+def insert_values(count: int) -> Any:
+    """``INSERT INTO audit_events (...) VALUES (:audit0_<column>, ...), ...``: ``count``
+    entries with bind parameters named like ``insert_many_from``'s. For a write whose audit
+    entries do not come from its rows (e.g. as a data-modifying CTE beside it: the login's
+    session write, ``servicekonto.sessions.stores``). Fill it with ``entry_params``."""
+    table = AuditEvent.__table__
+    return insert(table).values([
+        {name: bindparam(f"audit{i}_{name}", type_=table.c[name].type)
+         for name in _ENTRY_COLUMNS} for i in range(count)])
+
+
+def entry_params(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The bind parameters of ``insert_values`` / ``insert_many_from`` for ``entries`` (from
+    ``entry()``), all stamped with one ``occurred_at``."""
+    now = utcnow()
+    binds: dict[str, Any] = {}
+    for i, audit in enumerate(entries):
+        row = {**audit, "occurred_at": now}
+        binds.update({f"audit{i}_{k}": row[k] for k in _ENTRY_COLUMNS})
+    return binds
+
+
 def insert_many_from(cte: Any, count: int) -> Any:
     """Like ``insert_from``, with ``count`` audit entries per row ``cte`` returns (one SELECT
     per entry, ``UNION ALL``; bind parameters ``audit<i>_<column>``), in that order. For a
@@ -190,12 +212,7 @@ def execute_audited_many(conn: Connection, engine: Engine, statement: Any,
     change and all its audit entries in one autocommit statement (one round trip, one atomic
     unit), then the after-commit hooks. Returns how many entries were written (0: the change
     matched no row, so nothing was written at all)."""
-    now = utcnow()
-    binds: dict[str, Any] = {}
-    for i, audit in enumerate(audits):
-        row = {**audit, "occurred_at": now}
-        binds.update({f"audit{i}_{k}": row[k] for k in _ENTRY_COLUMNS})
-    written = len(prepared.fetch_all(conn, statement, {**params, **binds}))
+    written = len(prepared.fetch_all(conn, statement, {**params, **entry_params(audits)}))
     if written:
         audit_committed(engine, [(a["tag"], a["details"]) for a in audits]
                         * (written // len(audits)))

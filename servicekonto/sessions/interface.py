@@ -51,6 +51,8 @@ class ServerSideSession(CallbackDict, SessionMixin):  # type: ignore[type-arg]
         self.rotate_requested = False
         self.destroy_requested = False
         self.unavailable = False  # the store could not be read; the request gets a 503
+        #: Audit entries that commit with this request's session write (``audit_with_write``).
+        self.audit_entries: list[dict[str, Any]] = []
 
     @property
     def key(self) -> str | None:
@@ -60,6 +62,14 @@ class ServerSideSession(CallbackDict, SessionMixin):  # type: ignore[type-arg]
         """Issue a new session id at the end of this request (call on login / privilege change)."""
         self.rotate_requested = True
         self.modified = True
+
+    def audit_with_write(self, entries: Any) -> None:
+        """Write these audit entries (``servicekonto.audit.service.entry``) with the session at
+        the end of the request: the login's success entry and its new session are one atomic
+        unit in the database store (PostgreSQL: one statement), so there is no login entry
+        without the session it opened and no extra transaction for it. Stores that cannot
+        (Redis) get them written just before the session."""
+        self.audit_entries.extend(entries)
 
     def destroy(self) -> None:
         """Remove this session from the store and the browser (logout)."""
@@ -73,9 +83,20 @@ class StatelessSession(ServerSideSession):
 
 
 class ServerSideSessionInterface(SessionInterface):
-    def __init__(self, store: SessionStore, limits_for: LimitsFn) -> None:
+    def __init__(self, store: SessionStore, limits_for: LimitsFn,
+                 audit_writer: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.store = store
         self.limits_for = limits_for
+        #: Writes a session's audit entries on their own (stores without ``writes_audit``, or
+        #: a request that ends without a session write).
+        self.audit_writer = audit_writer
+
+    def _audit_alone(self, entries: list[dict[str, Any]]) -> None:
+        if not entries:
+            return
+        if self.audit_writer is None:
+            raise RuntimeError("audit entries for the session write, but no audit_writer")
+        self.audit_writer(entries)
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
         if protocol_request(app, request):
@@ -99,7 +120,9 @@ class ServerSideSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSideSession)
-        if isinstance(session, StatelessSession):
+        audit, session.audit_entries = session.audit_entries, []
+        if isinstance(session, StatelessSession) or session.unavailable:
+            self._audit_alone(audit)
             return
         name = self.get_cookie_name(app)
         cookie_args = {
@@ -109,17 +132,20 @@ class ServerSideSessionInterface(SessionInterface):
             "httponly": True,
             "samesite": self.get_cookie_samesite(app),
         }
-        if session.unavailable:
-            return
         record = session.record
         now = utcnow()
+        if audit and not self.store.writes_audit:
+            self._audit_alone(audit)  # first: a failure here leaves no session without it
+            audit = []
 
         if session.destroy_requested or (not session and session.modified):
             if record is not None:
                 self.store.delete(record.key)
             response.delete_cookie(name, **cookie_args)
+            self._audit_alone(audit)
             return
         if not session:
+            self._audit_alone(audit)
             return  # nothing worth storing; do not set a cookie
 
         new_token = None
@@ -142,13 +168,16 @@ class ServerSideSessionInterface(SessionInterface):
             record.last_seen_at = now
             record.idle_seconds = int(idle.total_seconds())
             record.expires_at = min(record.expires_at, record.created_at + absolute)
+            carried: dict[str, Any] = {"audit": audit} if audit else {}
             if replaced is not None:
-                self.store.replace(replaced, record)
+                self.store.replace(replaced, record, **carried)
             else:
-                self.store.save(record)
-        elif now - record.last_seen_at >= TOUCH_INTERVAL:
-            record.last_seen_at = now
-            self.store.touch(record)
+                self.store.save(record, **carried)
+        else:
+            self._audit_alone(audit)
+            if now - record.last_seen_at >= TOUCH_INTERVAL:
+                record.last_seen_at = now
+                self.store.touch(record)
         response.vary.add("Cookie")
 
         if new_token:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +55,12 @@ class SessionRecord:
 
 
 class SessionStore(Protocol):
+    """Where sessions live. ``writes_audit``: ``save`` and ``replace`` take ``audit`` entries
+    (from ``servicekonto.audit.service.entry``) and commit them atomically with the session's
+    row (the login's success entry with its new session); stores without it never get any."""
+
+    writes_audit: bool
+
     def load(self, key: str) -> SessionRecord | None: ...
     def save(self, record: SessionRecord) -> None: ...
     def touch(self, record: SessionRecord) -> None: ...
@@ -69,6 +76,7 @@ _DELETE = delete(WebSession.__table__).where(WebSession.key == bindparam("key"))
 
 
 _UPSERTS: dict[str, Any] = {}
+_ONE_STATEMENT_WRITES: dict[tuple[bool, int], Any] = {}
 
 
 def _upsert(dialect: str) -> Any:
@@ -89,8 +97,40 @@ def _upsert(dialect: str) -> Any:
     return _UPSERTS[dialect]
 
 
+def _one_statement_write(replaces: bool, entries: int) -> Any:
+    """PostgreSQL: a session write as ONE statement, run in autocommit: the upsert of the new
+    row, with the DELETE of the row it replaces (``replaces``) and ``entries`` audit entries
+    as data-modifying CTEs (PostgreSQL runs each to completion, referenced or not). One round
+    trip and one atomic unit instead of BEGIN, DELETE, upsert, (INSERT,) COMMIT; built once
+    per shape. Parameters: the row's columns, ``old_key``, ``audit<i>_<column>``."""
+    shape = (replaces, entries)
+    statement = _ONE_STATEMENT_WRITES.get(shape)
+    if statement is None:
+        from sqlalchemy.dialects.postgresql import insert
+
+        from servicekonto.audit.service import insert_values
+
+        table = WebSession.__table__
+        upsert = insert(table).values({c.key: bindparam(c.key, type_=c.type)
+                                       for c in table.columns})
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={c.key: upsert.excluded[c.key] for c in table.columns if c.key != "key"})
+        ctes = []
+        if replaces:
+            ctes.append(delete(table).where(table.c.key == bindparam("old_key"))
+                        .cte("replaced_session"))
+        if entries:
+            ctes.append(insert_values(entries).cte("audit_entries"))
+        statement = _ONE_STATEMENT_WRITES[shape] = upsert.add_cte(*ctes) if ctes else upsert
+    return statement
+
+
 class DatabaseSessionStore:
-    """Sessions in the ``web_sessions`` table, each operation in its own short transaction."""
+    """Sessions in the ``web_sessions`` table, each operation in its own short transaction
+    (PostgreSQL: each write one autocommit statement)."""
+
+    writes_audit = True
 
     def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
         self.engine = engine
@@ -113,29 +153,56 @@ class DatabaseSessionStore:
             row = prepared.fetch_first(conn, _LOAD, {"key": key})
         return self._to_record(row) if row else None  # type: ignore[arg-type]
 
-    def save(self, record: SessionRecord) -> None:
-        self._write(record)
+    def save(self, record: SessionRecord, audit: Sequence[dict[str, Any]] = ()) -> None:
+        self._write(record, audit=audit)
 
-    def replace(self, old_key: str, record: SessionRecord) -> None:
-        """Rotation (every login): the old row goes and the new one comes in one transaction."""
-        self._write(record, old_key=old_key)
+    def replace(self, old_key: str, record: SessionRecord,
+                audit: Sequence[dict[str, Any]] = ()) -> None:
+        """Rotation (every login): the old row goes and the new one comes in one atomic unit,
+        with the ``audit`` entries (the login's) if any."""
+        self._write(record, old_key=old_key, audit=audit)
 
-    def _write(self, record: SessionRecord, old_key: str | None = None) -> None:
+    def _write(self, record: SessionRecord, old_key: str | None = None,
+               audit: Sequence[dict[str, Any]] = ()) -> None:
+        from servicekonto.audit.service import audit_committed, entry_params, insert_values
+
         values = dict(key=record.key, user_id=record.user_id, data=json.dumps(record.data),
                       created_at=record.created_at, last_seen_at=record.last_seen_at,
                       expires_at=record.expires_at, idle_seconds=record.idle_seconds)
-        upsert = _upsert(self.engine.dialect.name)
-        if upsert is None:
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            params = {**values, **entry_params(audit)}
+            if old_key is not None:
+                params["old_key"] = old_key
+            with self._reader.connect() as conn:
+                prepared.execute(conn, _one_statement_write(old_key is not None, len(audit)),
+                                 params)
+        elif (upsert := _upsert(dialect)) is not None:
+            # One statement instead of merge()'s SELECT and INSERT/UPDATE (every login saves).
+            with self.engine.begin() as conn:
+                if old_key is not None:
+                    conn.execute(_DELETE, {"key": old_key})
+                conn.execute(upsert, values)
+                if audit:
+                    conn.execute(insert_values(len(audit)), entry_params(audit))
+        else:
             with Session(self.engine) as session, session.begin():
                 if old_key is not None:
                     session.execute(_DELETE, {"key": old_key})
                 session.merge(WebSession(**values))
-            return
-        # One statement instead of merge()'s SELECT and INSERT/UPDATE (every login saves).
-        with self.engine.begin() as conn:
-            if old_key is not None:
-                conn.execute(_DELETE, {"key": old_key})
-            conn.execute(upsert, values)
+                if audit:
+                    session.execute(insert_values(len(audit)), entry_params(audit))
+        if audit:
+            audit_committed(self.engine, [(e["tag"], e["details"]) for e in audit])
+
+    def write_audit(self, audit: Sequence[dict[str, Any]]) -> None:
+        """``audit`` entries on their own (one autocommit INSERT): for entries that were to
+        commit with a session write that a store without ``writes_audit`` makes, or that did
+        not happen."""
+        from servicekonto.audit.service import insert_committed
+
+        with self._reader.connect() as conn:
+            insert_committed(conn, self.engine, *audit)
 
     def touch(self, record: SessionRecord) -> None:
         with Session(self.engine) as session, session.begin():
@@ -188,6 +255,7 @@ class RedisSessionStore:
 
     PREFIX = "sk:session:"
     USER_PREFIX = "sk:user-sessions:"
+    writes_audit = False
 
     def __init__(self, client: Any) -> None:
         self.redis = client
@@ -266,6 +334,9 @@ class FallbackSessionStore:
     operations (list, end all sessions) cover both stores, so "log out everywhere" and
     disabling an account reach sessions in either.
     """
+
+    #: Redis and the database cannot commit together: audit entries go to the database first.
+    writes_audit = False
 
     def __init__(self, primary: RedisSessionStore, fallback: DatabaseSessionStore,
                  guard: Any) -> None:

@@ -31,13 +31,14 @@ from tests.browser.flows import (
     wrong_totp_code,
 )
 from tests.demo.conftest import PASSWORD as CITIZEN_PASSWORD
+from tests.support.backchannel import wait_for_deliveries
 
 EMAIL = "erika.mustermann@example.de"
 PASSWORD = "Heidestrasse-17-Musterstadt"
 
 
 def wait_backchannel(app) -> None:  # noqa: ANN001
-    assert app.extensions["servicekonto.backchannel"].wait(20)
+    wait_for_deliveries(app)
 
 
 def expect_portal_signed_out(page: Page, portal_url: str) -> None:

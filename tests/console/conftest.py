@@ -17,6 +17,7 @@ from servicekonto.db import db
 from tests.accounts.conftest import PASSWORD, login, make_user, text  # noqa: F401
 from tests.oidc.conftest import Provider, http_get, http_post  # noqa: F401
 from tests.oidc.test_backchannel import Receiver
+from tests.support.backchannel import wait_for_deliveries
 from tests.support.forms import parse_forms
 from tests.support.live_server import LiveServer
 
@@ -86,7 +87,7 @@ def bc_portal(provider: Provider, name: str, receiver: Receiver, *,
 
 
 def wait_deliveries(provider: Provider) -> None:
-    assert provider.app.extensions["servicekonto.backchannel"].wait(20)
+    wait_for_deliveries(provider.app)
 
 
 def assert_delivered(provider: Provider, receiver: Receiver, portals: list[str]) -> None:

@@ -11,10 +11,11 @@ import requests
 from sqlalchemy import func, select
 
 from demo.portals import BACKCHANNEL_EVENT
+from tests.support.backchannel import wait_for_deliveries
 
 
 def _wait_backchannel(app) -> None:  # noqa: ANN001
-    assert app.extensions["servicekonto.backchannel"].wait(20)
+    wait_for_deliveries(app)
 
 
 def test_start_page_offers_servicekonto_login(portals):

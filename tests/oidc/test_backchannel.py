@@ -21,6 +21,7 @@ from sqlalchemy import select
 from oidc.backchannel import BACKCHANNEL_EVENT, backoff_seconds, logout_cli
 from oidc.models import LogoutDelivery
 from servicekonto.audit.tags import AuditTag
+from tests.support.backchannel import wait_for_deliveries
 from tests.support.forms import parse_forms
 from tests.support.live_server import LiveServer
 
@@ -76,7 +77,7 @@ def _free_port() -> int:
 
 
 def _wait(provider) -> None:  # noqa: ANN001
-    assert provider.app.extensions["servicekonto.backchannel"].wait(20)
+    wait_for_deliveries(provider.app)
 
 
 def _deliveries(provider) -> list[LogoutDelivery]:  # noqa: ANN001

@@ -46,3 +46,23 @@ def test_redis_down_runs_in_reduced_mode_not_a_traceback(migrated_database, tmp_
     response = client.get("/")
     assert response.status_code == 200  # an unknown session: a fresh one, from the database
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_a_login_with_redis_sessions_writes_its_audit_entry(app, client, redis_url):
+    """Redis and the database cannot commit together: the login's success entry is written
+    on its own, before the session goes to Redis (``ServerSideSession.audit_with_write``)."""
+    from servicekonto.audit.tags import AuditTag
+    from tests.accounts.conftest import audit_tags, login, make_user
+
+    user = make_user(app)
+    client.get("/login")
+    assert login(client, user.email).status_code == 302
+    assert audit_tags(app, user.id).count(str(AuditTag.ACCOUNT_LOGIN_SUCCESS)) == 1
+    key = hash_token(client.get_cookie("sk_session").value)
+    direct = redis.Redis.from_url(redis_url)
+    try:
+        assert direct.exists(RedisSessionStore.PREFIX + key)  # the rotated session, in Redis
+        assert client.get("/account").status_code == 200
+    finally:
+        direct.delete(RedisSessionStore.PREFIX + key)
+        direct.close()

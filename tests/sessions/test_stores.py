@@ -89,26 +89,104 @@ def test_replace_rotates_the_key(store):
     assert [r.key for r in store.list_for_user(user)] == [new.key]
 
 
-def test_replace_is_one_transaction_in_the_database(app):
-    """A login's rotation: DELETE and upsert commit together (one BEGIN/COMMIT, not two)."""
+def _statements(database, action):  # noqa: ANN001, ANN202
+    """The SQL on ``web_sessions`` that ``action()`` sent through the app's engines (the
+    audit sealer's own statements are not the write's) and how many transactions committed."""
     from sqlalchemy import event
 
-    engine = app.extensions["servicekonto.db"].engine
-    db_store = DatabaseSessionStore(engine)
-    old = new_record()
-    db_store.save(old)
+    sent: list[str] = []
     commits: list[int] = []
+
+    def on_execute(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if "web_sessions" in statement:
+            sent.append(statement)
 
     def on_commit(conn) -> None:  # noqa: ANN001
         commits.append(1)
 
-    event.listen(engine, "commit", on_commit)
+    for engine in database.engines:
+        event.listen(engine, "before_cursor_execute", on_execute)
+        event.listen(engine, "commit", on_commit)
     try:
-        db_store.replace(old.key, new_record(a_user_id()))
+        action()
     finally:
-        event.remove(engine, "commit", on_commit)
-    assert len(commits) == 1
+        for engine in database.engines:
+            event.remove(engine, "before_cursor_execute", on_execute)
+            event.remove(engine, "commit", on_commit)
+    return sent, len(commits)
+
+
+def test_replace_is_one_atomic_write_in_the_database(app):
+    """A login's rotation: DELETE and upsert commit together: one transaction (SQLite), one
+    autocommit statement with the DELETE as a data-modifying CTE (PostgreSQL)."""
+    database = app.extensions["servicekonto.db"]
+    db_store = DatabaseSessionStore(database.engine, reader=database.reader)
+    old = new_record()
+    db_store.save(old)
+    new = new_record(a_user_id())
+    sent, commits = _statements(database, lambda: db_store.replace(old.key, new))
+    if database.engine.dialect.name == "postgresql":
+        [statement] = sent
+        assert "DELETE FROM web_sessions" in statement and "INSERT INTO web_sessions" in statement
+        assert commits == 0  # autocommit: the statement is its own transaction
+    else:
+        assert commits == 1
     assert db_store.load(old.key) is None
+    assert db_store.load(new.key) == new
+
+
+def _login_entry(user_id: int, *, without_actor: bool = False) -> dict:
+    from servicekonto.audit.service import entry
+    from servicekonto.audit.tags import AuditTag
+
+    made = entry(AuditTag.ACCOUNT_LOGIN_SUCCESS, actor=f"citizen:{user_id}",
+                 subject_user_id=user_id, details={"amr": ["pwd"]})
+    return {**made, "actor": None} if without_actor else made
+
+
+def _entries_of(app, user_id: int) -> list[str]:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from servicekonto.audit.models import AuditEvent
+    from servicekonto.db import db
+
+    with app.app_context():
+        return list(db.session.scalars(select(AuditEvent.actor)
+                                       .where(AuditEvent.subject_user_id == user_id)))
+
+
+def test_audit_entries_commit_with_the_session_write(app):
+    """The login's entry rides with the rotation: both are there afterwards..."""
+    database = app.extensions["servicekonto.db"]
+    db_store = DatabaseSessionStore(database.engine, reader=database.reader)
+    user = a_user_id()
+    old = new_record()
+    db_store.save(old)
+    new = new_record(user)
+    sent, _ = _statements(database,
+                          lambda: db_store.replace(old.key, new, audit=[_login_entry(user)]))
+    assert _entries_of(app, user) == [f"citizen:{user}"]
+    assert db_store.load(new.key) == new and db_store.load(old.key) is None
+    if database.engine.dialect.name == "postgresql":  # the session write carried the entry
+        assert len(sent) == 1 and "INSERT INTO audit_events" in sent[0]
+
+
+def test_a_failing_audit_entry_leaves_the_old_session_and_writes_nothing(app):
+    """... and when the entry cannot be written (here: no actor, NOT NULL), neither is the new
+    session, and the old one is still there: one atomic unit, never half-written."""
+    from sqlalchemy.exc import IntegrityError
+
+    database = app.extensions["servicekonto.db"]
+    db_store = DatabaseSessionStore(database.engine, reader=database.reader)
+    user = a_user_id()
+    old = new_record()
+    db_store.save(old)
+    new = new_record(user)
+    with pytest.raises(IntegrityError):
+        db_store.replace(old.key, new, audit=[_login_entry(user, without_actor=True)])
+    assert db_store.load(old.key) == old
+    assert db_store.load(new.key) is None
+    assert _entries_of(app, user) == []
 
 
 def test_list_and_delete_for_user(store):
