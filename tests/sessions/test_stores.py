@@ -155,14 +155,19 @@ def _entries_of(app, user_id: int) -> list[str]:  # noqa: ANN001
                                        .where(AuditEvent.subject_user_id == user_id)))
 
 
-def test_audit_entries_commit_with_the_session_write(app):
-    """The login's entry rides with the rotation: both are there afterwards..."""
+def _before_a_login(app):  # noqa: ANN001, ANN202
+    """The database store, a citizen's id, a stored anonymous session and its successor."""
     database = app.extensions["servicekonto.db"]
     db_store = DatabaseSessionStore(database.engine, reader=database.reader)
     user = a_user_id()
     old = new_record()
     db_store.save(old)
-    new = new_record(user)
+    return database, db_store, user, old, new_record(user)
+
+
+def test_audit_entries_commit_with_the_session_write(app):
+    """The login's entry rides with the rotation: both are there afterwards..."""
+    database, db_store, user, old, new = _before_a_login(app)
     sent, _ = _statements(database,
                           lambda: db_store.replace(old.key, new, audit=[_login_entry(user)]))
     assert _entries_of(app, user) == [f"citizen:{user}"]
@@ -176,12 +181,7 @@ def test_a_failing_audit_entry_leaves_the_old_session_and_writes_nothing(app):
     session, and the old one is still there: one atomic unit, never half-written."""
     from sqlalchemy.exc import IntegrityError
 
-    database = app.extensions["servicekonto.db"]
-    db_store = DatabaseSessionStore(database.engine, reader=database.reader)
-    user = a_user_id()
-    old = new_record()
-    db_store.save(old)
-    new = new_record(user)
+    _, db_store, user, old, new = _before_a_login(app)
     with pytest.raises(IntegrityError):
         db_store.replace(old.key, new, audit=[_login_entry(user, without_actor=True)])
     assert db_store.load(old.key) == old
