@@ -630,6 +630,7 @@ def scenarios(server: Server, seeded: dict[str, Any], duration: int,
     run("login", "login.lua", {"BENCH_DATA": str(login_file)}, connections=LOGIN_CONNECTIONS,
         seconds=login_seconds)
     in_server_after = hash_totals(base)
+    results["login"]["hash_route"] = hash_route(seeded["settings"], login_seconds)
     time.sleep(1)
     after = argon2_verify_seconds(seeded["settings"], label="after the login scenario")
     results["login"]["argon2_before"] = before
@@ -653,6 +654,23 @@ def hash_totals(base: str) -> dict[str, float] | None:
     import requests
 
     return requests.get(base + "/_bench/argon2", timeout=10).json()
+
+
+def hash_route(settings: dict[str, Any], duration: int) -> dict[str, Any]:
+    """The Argon2id verify behind a bare route (bench/hash_app.py) under the same server, core
+    and connections as the login scenario: the login's rate if it did nothing but hash."""
+    argon2 = {key: settings[key] for key in
+              ("argon2_time_cost", "argon2_memory_kib", "argon2_parallelism")}
+    server = Server({"BENCH_ARGON2": json.dumps(argon2), "BENCH_PASSWORD": PASSWORD},
+                    free_port(), app="bench.hash_app:app")
+    try:
+        log("Argon2id behind a bare route")
+        return wrk(server.base, "simple.lua", duration,
+                   {"BENCH_METHOD": "POST", "BENCH_PATH": "/hash", "BENCH_EXPECT": "302",
+                    "BENCH_BODY": "password=" + quote(PASSWORD, safe="")},
+                   connections=LOGIN_CONNECTIONS, server=server)
+    finally:
+        server.stop()
 
 
 def bare(duration: int) -> dict[str, Any]:
@@ -759,6 +777,17 @@ def markdown(runs: list[dict[str, Any]], ceil: dict[str, float], bare_result: di
                       f"{fmt(login['argon2_after'])}. The target uses the faster of the two. "
                       f"Server CPU per login beside one hash: "
                       f"{login['server_cpu_ms_per_request'] - hash_cpu * 1000:.2f} ms."]
+            route = login.get("hash_route")
+            if route and route["requests"]:
+                ceiling = 1 / login["argon2_verify_s_now"]
+                lines += ["", "Argon2id behind a bare route under the same server (POST, one "
+                          "verify, 302; same core and connections, right after the login "
+                          f"scenario): {route['ok_rps']:.1f}/s = "
+                          f"{100 * route['ok_rps'] / ceiling:.0f} % of the ceiling above, "
+                          f"server CPU {route['server_cpu_ms_per_request']:.2f} ms per request, "
+                          f"{route['errors']} errors. The login reached "
+                          f"{100 * login['flows_per_s'] / max(route['ok_rps'], 1e-9):.0f} % "
+                          "of this rate."]
             inside = login.get("hash_in_server")
             if inside and login["requests"]:
                 per_login = inside["cpu_s"] * inside["verifies"] / login["requests"]
