@@ -656,31 +656,35 @@ def hash_totals(base: str) -> dict[str, float] | None:
     return requests.get(base + "/_bench/argon2", timeout=10).json()
 
 
+def side_app(app: str, env: dict[str, str], label: str, duration: int,
+             wrk_env: dict[str, str], connections: int = WRK_CONNECTIONS) -> dict[str, Any]:
+    """A small ceiling app (``app``) under the same server set-up and core, loaded by wrk with
+    ``simple.lua`` for ``duration`` seconds, then stopped."""
+    server = Server(env, free_port(), app=app)
+    try:
+        log(label)
+        return wrk(server.base, "simple.lua", duration, wrk_env, connections=connections,
+                   server=server)
+    finally:
+        server.stop()
+
+
 def hash_route(settings: dict[str, Any], duration: int) -> dict[str, Any]:
     """The Argon2id verify behind a bare route (bench/hash_app.py) under the same server, core
     and connections as the login scenario: the login's rate if it did nothing but hash."""
     argon2 = {key: settings[key] for key in
               ("argon2_time_cost", "argon2_memory_kib", "argon2_parallelism")}
-    server = Server({"BENCH_ARGON2": json.dumps(argon2), "BENCH_PASSWORD": PASSWORD},
-                    free_port(), app="bench.hash_app:app")
-    try:
-        log("Argon2id behind a bare route")
-        return wrk(server.base, "simple.lua", duration,
-                   {"BENCH_METHOD": "POST", "BENCH_PATH": "/hash", "BENCH_EXPECT": "302",
-                    "BENCH_BODY": "password=" + quote(PASSWORD, safe="")},
-                   connections=LOGIN_CONNECTIONS, server=server)
-    finally:
-        server.stop()
+    return side_app("bench.hash_app:app",
+                    {"BENCH_ARGON2": json.dumps(argon2), "BENCH_PASSWORD": PASSWORD},
+                    "Argon2id behind a bare route", duration,
+                    {"BENCH_METHOD": "POST", "BENCH_PATH": "/hash", "BENCH_EXPECT": "302",
+                     "BENCH_BODY": "password=" + quote(PASSWORD, safe="")},
+                    connections=LOGIN_CONNECTIONS)
 
 
 def bare(duration: int) -> dict[str, Any]:
-    port = free_port()
-    server = Server({}, port, app="bench.bare_app:app")
-    try:
-        log("bare Flask route")
-        return wrk(server.base, "simple.lua", duration, {"BENCH_PATH": "/bare"}, server=server)
-    finally:
-        server.stop()
+    return side_app("bench.bare_app:app", {}, "bare Flask route", duration,
+                    {"BENCH_PATH": "/bare"})
 
 
 # -- report -------------------------------------------------------------------------------------
